@@ -1,0 +1,19 @@
+"""ptx: pose-guided person image generation in JAX/Flax.
+
+Heavy modules (jax, flax, the models) are imported lazily: ``import ptx`` is cheap and sets no jax config.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+__all__ = ["sample", "load", "list_models", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("sample", "load", "list_models"):
+        from ptx import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'ptx' has no attribute {name!r}")

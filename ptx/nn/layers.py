@@ -1,0 +1,317 @@
+"""PyTorch-matching layers in NHWC flax.linen.
+
+Every seed model was written in PyTorch; these layers reproduce its numerics exactly (explicit padding,
+biased-variance instance norm, transposed-convolution output geometry) so converted weights give the same
+outputs. Parameter layouts (what converters write):
+
+* ``Conv2d``: ``kernel`` (kh, kw, in, out) = torch ``weight.permute(2, 3, 1, 0)``; ``bias`` (out,).
+* ``ConvTranspose2d``: ``kernel`` (kh, kw, in, out) = torch ``weight.permute(2, 3, 0, 1)`` (torch stores
+  transposed-conv weights as [in, out, kh, kw]; no spatial flip is stored); ``bias`` (out,).
+* ``InstanceNorm`` / ``BatchNorm``: ``scale`` and ``bias`` (C,); batch norm statistics ``mean``/``var`` in the
+  ``batch_stats`` collection.
+* ``spectral_norm=True`` on a conv keeps torch's power-iteration vector ``u`` (out,) in the ``spectral``
+  collection with ``v`` (torch's ``weight_u``/``weight_v``); the parameter ``kernel`` is ``weight_orig``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+Padding = int | tuple[int, int] | tuple[tuple[int, int], tuple[int, int]]
+
+_DN = ("NHWC", "HWIO", "NHWC")
+
+
+def _pair(v: int | Sequence[int]) -> tuple[int, int]:
+    if isinstance(v, int):
+        return (v, v)
+    a, b = v
+    return (int(a), int(b))
+
+
+def _explicit_padding(padding: Padding) -> tuple[tuple[int, int], tuple[int, int]]:
+    if isinstance(padding, int):
+        return ((padding, padding), (padding, padding))
+    if isinstance(padding[0], int):
+        py, px = padding  # type: ignore[misc]
+        return ((py, py), (px, px))
+    return tuple(tuple(p) for p in padding)  # type: ignore[return-value]
+
+
+def torch_default_kernel_init(key, shape, dtype=jnp.float32):
+    """kaiming_uniform(a=sqrt(5)) as torch.nn.Conv2d initialises: U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+    fan_in = shape[0] * shape[1] * shape[2]
+    bound = 1.0 / jnp.sqrt(fan_in)
+    return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+
+def pad2d(x: jax.Array, pad: int | tuple[int, int, int, int], mode: str = "reflect") -> jax.Array:
+    """torch ReflectionPad2d / ReplicationPad2d / ZeroPad2d on NHWC. ``pad`` = p or (top, bottom, left, right)."""
+    if isinstance(pad, int):
+        pad = (pad, pad, pad, pad)
+    t, b, l, r = pad
+    jmode = {"reflect": "reflect", "replicate": "edge", "zero": "constant", "zeros": "constant"}[mode]
+    return jnp.pad(x, ((0, 0), (t, b), (l, r), (0, 0)), mode=jmode)
+
+
+def spectral_normalize(
+    kernel: jax.Array, u: jax.Array, v: jax.Array, *, update: bool, eps: float = 1e-12,
+    n_power_iterations: int = 1,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """torch.nn.utils.spectral_norm: W / sigma with W viewed as [out, -1]; returns (kernel, u, v).
+
+    ``kernel`` has the output channels on its last axis; torch flattens [out, in, kh, kw], so the matrix is
+    built in that order to keep ``u``/``v`` identical to the original ``weight_u``/``weight_v`` buffers.
+    Training forwards run power iterations (``update``); eval uses the stored vectors as torch does.
+    """
+    out = kernel.shape[-1]
+    w = jnp.moveaxis(kernel, -1, 0)
+    w = jnp.transpose(w, (0, 3, 1, 2)).reshape(out, -1) if kernel.ndim == 4 else w.reshape(out, -1)
+
+    def normalize(a):
+        return a / jnp.maximum(jnp.linalg.norm(a), eps)
+
+    if update:
+        w_sg = lax.stop_gradient(w)
+        for _ in range(n_power_iterations):
+            v = normalize(w_sg.T @ u)
+            u = normalize(w_sg @ v)
+    u, v = lax.stop_gradient(u), lax.stop_gradient(v)
+    sigma = u @ (w @ v)
+    return kernel / sigma, u, v
+
+
+def _spectral(module: nn.Module, kernel: jax.Array, features: int, update_stats: bool) -> jax.Array:
+    """Keeps torch's ``weight_u`` / ``weight_v`` in the ``spectral`` collection and normalises ``kernel``."""
+    fan = kernel.size // features
+
+    def unit(shape):
+        def init():
+            a = jax.random.normal(module.make_rng("params"), shape)
+            return a / jnp.maximum(jnp.linalg.norm(a), 1e-12)
+        return init
+
+    u_var = module.variable("spectral", "u", unit((features,)))
+    v_var = module.variable("spectral", "v", unit((fan,)))
+    kernel, u, v = spectral_normalize(kernel, u_var.value, v_var.value, update=update_stats)
+    if update_stats and not module.is_initializing():
+        u_var.value, v_var.value = u, v
+    return kernel
+
+
+class Conv2d(nn.Module):
+    """torch.nn.Conv2d with explicit (possibly asymmetric) zero padding, NHWC."""
+
+    features: int
+    kernel_size: int | tuple[int, int] = 3
+    stride: int | tuple[int, int] = 1
+    padding: Padding = 0
+    dilation: int | tuple[int, int] = 1
+    use_bias: bool = True
+    spectral_norm: bool = False
+    kernel_init: Callable = torch_default_kernel_init
+    dtype: jnp.dtype | None = None
+
+    @nn.compact
+    def __call__(self, x: jax.Array, *, update_stats: bool = False) -> jax.Array:
+        kh, kw = _pair(self.kernel_size)
+        kernel = self.param("kernel", self.kernel_init, (kh, kw, x.shape[-1], self.features))
+        if self.spectral_norm:
+            kernel = _spectral(self, kernel, self.features, update_stats)
+        dtype = self.dtype or x.dtype
+        y = lax.conv_general_dilated(
+            x.astype(dtype),
+            kernel.astype(dtype),
+            window_strides=_pair(self.stride),
+            padding=_explicit_padding(self.padding),
+            rhs_dilation=_pair(self.dilation),
+            dimension_numbers=_DN,
+        )
+        if self.use_bias:
+            bias = self.param("bias", nn.initializers.zeros, (self.features,))
+            y = y + bias.astype(dtype)
+        return y
+
+
+def conv_transpose2d(
+    x: jax.Array,
+    kernel: jax.Array,
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+    output_padding: tuple[int, int] = (0, 0),
+) -> jax.Array:
+    """torch conv_transpose2d (NHWC, kernel (kh, kw, in, out) in torch orientation) by phase decomposition.
+
+    A stride-s transposed convolution is s*s ordinary convolutions over the undilated input, one per output
+    phase. All phases are computed by one convolution whose kernel holds each phase's taps (zeros elsewhere)
+    on s*s*out output channels, then interleaved (depth-to-space). XLA's lhs-dilated form of the same op has a
+    weight gradient ~55x slower on CPU (shared/reference/perf_cpu.md); this one is an ordinary conv.
+    """
+    n, h, w, cin = x.shape
+    kh, kw, _, cout = kernel.shape
+    sy, sx = stride
+    out_h = (h - 1) * sy - 2 * padding[0] + kh + output_padding[0]
+    out_w = (w - 1) * sx - 2 * padding[1] + kw + output_padding[1]
+
+    def phase_taps(k, s, p):
+        # For output phase f, out[s*m + f] = sum_t x[m + (f + p - t) / s] * w[t] over taps t = f + p (mod s).
+        offsets = {}
+        for f in range(s):
+            offsets[f] = [((f + p - t) // s, t) for t in range(k) if (f + p - t) % s == 0]
+        all_off = [o for taps in offsets.values() for o, _ in taps]
+        lo, hi = (min(all_off), max(all_off)) if all_off else (0, 0)
+        return offsets, lo, hi
+
+    offs_y, lo_y, hi_y = phase_taps(kh, sy, padding[0])
+    offs_x, lo_x, hi_x = phase_taps(kw, sx, padding[1])
+    ly, lx = hi_y - lo_y + 1, hi_x - lo_x + 1
+    # Combined correlation kernel: position a along an axis reads x[m + lo + a].
+    big = jnp.zeros((ly, lx, cin, sy, sx, cout), kernel.dtype)
+    for fy in range(sy):
+        for oy, ty in offs_y[fy]:
+            for fx in range(sx):
+                for ox, tx in offs_x[fx]:
+                    big = big.at[oy - lo_y, ox - lo_x, :, fy, fx, :].set(kernel[ty, tx])
+    big = big.reshape(ly, lx, cin, sy * sx * cout)
+    m_h, m_w = -(-out_h // sy), -(-out_w // sx)
+    # Rows needed: m + lo .. m + hi for m in [0, m_h); pad (or crop) the input accordingly.
+    pad_h = (-lo_y, (m_h - 1 + hi_y) - (h - 1))
+    pad_w = (-lo_x, (m_w - 1 + hi_x) - (w - 1))
+    y = lax.conv_general_dilated(x, big, (1, 1), (pad_h, pad_w), dimension_numbers=_DN)
+    y = y.reshape(n, m_h, m_w, sy, sx, cout).transpose(0, 1, 3, 2, 4, 5).reshape(n, m_h * sy, m_w * sx, cout)
+    return y[:, :out_h, :out_w, :]
+
+
+class ConvTranspose2d(nn.Module):
+    """torch.nn.ConvTranspose2d (groups 1, dilation 1), NHWC, phase-decomposed for fast CPU gradients."""
+
+    features: int
+    kernel_size: int | tuple[int, int] = 3
+    stride: int | tuple[int, int] = 2
+    padding: int | tuple[int, int] = 1
+    output_padding: int | tuple[int, int] = 1
+    use_bias: bool = True
+    spectral_norm: bool = False
+    kernel_init: Callable = torch_default_kernel_init
+    dtype: jnp.dtype | None = None
+
+    @nn.compact
+    def __call__(self, x: jax.Array, *, update_stats: bool = False) -> jax.Array:
+        kh, kw = _pair(self.kernel_size)
+        kernel = self.param("kernel", self.kernel_init, (kh, kw, x.shape[-1], self.features))
+        if self.spectral_norm:
+            kernel = _spectral(self, kernel, self.features, update_stats)
+        dtype = self.dtype or x.dtype
+        y = conv_transpose2d(
+            x.astype(dtype),
+            kernel.astype(dtype),
+            _pair(self.stride),
+            _pair(self.padding),
+            _pair(self.output_padding),
+        )
+        if self.use_bias:
+            y = y + self.param("bias", nn.initializers.zeros, (self.features,)).astype(dtype)
+        return y
+
+
+class Dense(nn.Module):
+    """torch.nn.Linear: ``kernel`` (in, out) = torch ``weight.T``."""
+
+    features: int
+    use_bias: bool = True
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        fan_in = x.shape[-1]
+
+        def init(key, shape, dtype=jnp.float32):
+            b = 1.0 / jnp.sqrt(fan_in)
+            return jax.random.uniform(key, shape, dtype, -b, b)
+
+        kernel = self.param("kernel", init, (fan_in, self.features))
+        y = x @ kernel.astype(x.dtype)
+        if self.use_bias:
+            y = y + self.param("bias", nn.initializers.zeros, (self.features,)).astype(x.dtype)
+        return y
+
+
+class InstanceNorm(nn.Module):
+    """torch.nn.InstanceNorm2d(track_running_stats=False): per-sample, per-channel, biased variance."""
+
+    affine: bool = True
+    eps: float = 1e-5
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        xf = x.astype(jnp.float32)
+        mean = xf.mean(axis=(1, 2), keepdims=True)
+        var = jnp.square(xf - mean).mean(axis=(1, 2), keepdims=True)
+        y = (xf - mean) * lax.rsqrt(var + self.eps)
+        if self.affine:
+            c = x.shape[-1]
+            y = y * self.param("scale", nn.initializers.ones, (c,)) + self.param(
+                "bias", nn.initializers.zeros, (c,)
+            )
+        return y.astype(x.dtype)
+
+
+class BatchNorm(nn.Module):
+    """torch.nn.BatchNorm2d: batch statistics in training (biased for normalising, unbiased for the running
+    variance), running statistics in eval, momentum as torch counts it (new = (1-m)*old + m*batch)."""
+
+    affine: bool = True
+    eps: float = 1e-5
+    momentum: float = 0.1
+
+    @nn.compact
+    def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+        c = x.shape[-1]
+        mean_v = self.variable("batch_stats", "mean", lambda: jnp.zeros((c,), jnp.float32))
+        var_v = self.variable("batch_stats", "var", lambda: jnp.ones((c,), jnp.float32))
+        xf = x.astype(jnp.float32)
+        if train:
+            axes = tuple(range(x.ndim - 1))
+            mean = xf.mean(axis=axes)
+            var = jnp.square(xf - mean).mean(axis=axes)
+            if not self.is_initializing():
+                n = xf.size // c
+                unbiased = var * n / max(n - 1, 1)
+                mean_v.value = (1 - self.momentum) * mean_v.value + self.momentum * lax.stop_gradient(mean)
+                var_v.value = (1 - self.momentum) * var_v.value + self.momentum * lax.stop_gradient(unbiased)
+        else:
+            mean, var = mean_v.value, var_v.value
+        y = (xf - mean) * lax.rsqrt(var + self.eps)
+        if self.affine:
+            y = y * self.param("scale", nn.initializers.ones, (c,)) + self.param(
+                "bias", nn.initializers.zeros, (c,)
+            )
+        return y.astype(x.dtype)
+
+
+def leaky_relu(x: jax.Array, slope: float = 0.2) -> jax.Array:
+    return jnp.where(x >= 0, x, slope * x)
+
+
+def avg_pool(x: jax.Array, k: int, stride: int | None = None, padding: int = 0,
+             count_include_pad: bool = True) -> jax.Array:
+    """torch avg_pool2d on NHWC."""
+    s = stride or k
+    pads = ((0, 0), (padding, padding), (padding, padding), (0, 0))
+    summed = lax.reduce_window(x, 0.0, lax.add, (1, k, k, 1), (1, s, s, 1), pads)
+    if count_include_pad or padding == 0:
+        return summed / (k * k)
+    ones = jnp.ones((1, x.shape[1], x.shape[2], 1), x.dtype)
+    counts = lax.reduce_window(ones, 0.0, lax.add, (1, k, k, 1), (1, s, s, 1), pads)
+    return summed / counts
+
+
+def max_pool(x: jax.Array, k: int, stride: int | None = None, padding: int = 0) -> jax.Array:
+    """torch max_pool2d on NHWC (padding with -inf)."""
+    s = stride or k
+    pads = ((0, 0), (padding, padding), (padding, padding), (0, 0))
+    return lax.reduce_window(x, -jnp.inf, lax.max, (1, k, k, 1), (1, s, s, 1), pads)
