@@ -13,16 +13,25 @@ def _reference_conv_transpose(x, kernel, stride, padding, output_padding):
     # torch semantics via lhs dilation: flip the kernel spatially, swap in/out, pad (k-1-p, k-1-p+op).
     kh, kw = kernel.shape[:2]
     k = jnp.flip(kernel, (0, 1))
-    pads = [(kh - 1 - padding[0], kh - 1 - padding[0] + output_padding[0]),
-            (kw - 1 - padding[1], kw - 1 - padding[1] + output_padding[1])]
-    return lax.conv_general_dilated(x, k, (1, 1), pads, lhs_dilation=stride,
-                                    dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    pads = [
+        (kh - 1 - padding[0], kh - 1 - padding[0] + output_padding[0]),
+        (kw - 1 - padding[1], kw - 1 - padding[1] + output_padding[1]),
+    ]
+    return lax.conv_general_dilated(
+        x, k, (1, 1), pads, lhs_dilation=stride, dimension_numbers=("NHWC", "HWIO", "NHWC")
+    )
 
 
 @pytest.mark.parametrize(
     "k,s,p,op,h,w",
-    [(3, 2, 1, 1, 5, 7), (4, 2, 1, 0, 6, 5), (3, 1, 1, 0, 4, 4), (5, 3, 2, 1, 4, 3), (2, 2, 0, 0, 3, 3),
-     (3, 2, 0, 1, 4, 6)],
+    [
+        (3, 2, 1, 1, 5, 7),
+        (4, 2, 1, 0, 6, 5),
+        (3, 1, 1, 0, 4, 4),
+        (5, 3, 2, 1, 4, 3),
+        (2, 2, 0, 0, 3, 3),
+        (3, 2, 0, 1, 4, 6),
+    ],
 )
 def test_conv_transpose_phase_decomposition_matches_dilated_form(k, s, p, op, h, w):
     rng = np.random.default_rng(0)

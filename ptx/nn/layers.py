@@ -60,7 +60,12 @@ def pad2d(x: jax.Array, pad: int | tuple[int, int, int, int], mode: str = "refle
 
 
 def spectral_normalize(
-    kernel: jax.Array, u: jax.Array, v: jax.Array, *, update: bool, eps: float = 1e-12,
+    kernel: jax.Array,
+    u: jax.Array,
+    v: jax.Array,
+    *,
+    update: bool,
+    eps: float = 1e-12,
     n_power_iterations: int = 1,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """torch.nn.utils.spectral_norm: W / sigma with W viewed as [out, -1]; returns (kernel, u, v).
@@ -94,6 +99,7 @@ def _spectral(module: nn.Module, kernel: jax.Array, features: int, update_stats:
         def init():
             a = jax.random.normal(module.make_rng("params"), shape)
             return a / jnp.maximum(jnp.linalg.norm(a), 1e-12)
+
         return init
 
     u_var = module.variable("spectral", "u", unit((features,)))
@@ -297,8 +303,9 @@ def leaky_relu(x: jax.Array, slope: float = 0.2) -> jax.Array:
     return jnp.where(x >= 0, x, slope * x)
 
 
-def avg_pool(x: jax.Array, k: int, stride: int | None = None, padding: int = 0,
-             count_include_pad: bool = True) -> jax.Array:
+def avg_pool(
+    x: jax.Array, k: int, stride: int | None = None, padding: int = 0, count_include_pad: bool = True
+) -> jax.Array:
     """torch avg_pool2d on NHWC."""
     s = stride or k
     pads = ((0, 0), (padding, padding), (padding, padding), (0, 0))

@@ -36,7 +36,9 @@ def load_fixture(path: str | pathlib.Path) -> tuple[dict[str, np.ndarray], dict]
 def converter_for(path: pathlib.Path):
     prefix = path.stem.split("_", 1)[0]
     if prefix not in CONVERTERS:
-        raise SystemExit(f"{path.name}: no ptx converter for fixtures named '{prefix}_*' (known: {sorted(CONVERTERS)})")
+        raise SystemExit(
+            f"{path.name}: no ptx converter for fixtures named '{prefix}_*' (known: {sorted(CONVERTERS)})"
+        )
     return importlib.import_module(CONVERTERS[prefix])
 
 
@@ -66,7 +68,9 @@ def main(argv: list[str] | None = None) -> int:
         for name, r in report.items():
             ok = r["rel"] <= args.rtol
             failed |= not ok
-            print(f"{path.name:32s} {name:28s} max_abs {r['max_abs']:.3e}  rel {r['rel']:.3e}  {'ok' if ok else 'FAIL'}")
+            print(
+                f"{path.name:32s} {name:28s} max_abs {r['max_abs']:.3e}  rel {r['rel']:.3e}  {'ok' if ok else 'FAIL'}"
+            )
     return 1 if failed else 0
 
 
