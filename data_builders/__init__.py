@@ -1,0 +1,56 @@
+"""TFDS builders of ptx: ``puppets`` (built in), ``deepfashion_pose`` and ``market1501_pose`` (manual files).
+
+Importing this package registers the builders with TFDS. Build one with :func:`build` or the command line
+``python -m data_builders NAME --data_dir DIR [--manual_dir DIR] [--config CONFIG]``.
+None of this imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import tensorflow_datasets as tfds
+
+from .deepfashion_pose import DeepfashionPose
+from .market1501_pose import Market1501Pose
+from .puppets import Puppets
+
+BUILDERS = {b.name: b for b in (Puppets, DeepfashionPose, Market1501Pose)}
+
+__all__ = ["BUILDERS", "DeepfashionPose", "Market1501Pose", "Puppets", "build", "get_builder"]
+
+
+def get_builder(
+    name: str, *, data_dir: str | os.PathLike, config: str | None = None
+) -> tfds.core.DatasetBuilder:
+    """The builder of dataset ``name`` (config ``config``) whose files live under ``data_dir``."""
+    if name not in BUILDERS:
+        raise ValueError(f"unknown dataset {name!r}; known: {sorted(BUILDERS)}")
+    cls = BUILDERS[name]
+    kwargs: dict[str, Any] = {
+        "data_dir": os.fspath(os.path.expanduser(data_dir)),
+        "file_format": "array_record",
+    }
+    if config:
+        known = [c.name for c in cls.BUILDER_CONFIGS]
+        if config not in known:
+            raise ValueError(f"dataset {name!r} has no config {config!r}; known: {known or 'none'}")
+        kwargs["config"] = config
+    return cls(**kwargs)
+
+
+def build(
+    name: str,
+    *,
+    data_dir: str | os.PathLike,
+    config: str | None = None,
+    manual_dir: str | os.PathLike | None = None,
+) -> tfds.core.DatasetBuilder:
+    """Builds (if not built yet) and returns the builder. ``manual_dir`` holds the originals' files."""
+    builder = get_builder(name, data_dir=data_dir, config=config)
+    dl_config = tfds.download.DownloadConfig(
+        manual_dir=os.fspath(os.path.expanduser(manual_dir)) if manual_dir else None
+    )
+    builder.download_and_prepare(download_config=dl_config)
+    return builder

@@ -1,0 +1,226 @@
+"""What the three pose-transfer builders share: the feature spec, the pair table, file checks.
+
+Layout of every built dataset (one TFDS builder config = one folder of ArrayRecord files):
+
+* splits ``train`` and ``test`` hold each person image ONCE, in a fixed order (``disable_shuffling``), with
+  ``image`` (the file's JPEG/PNG bytes as given, any size of the keypoint frame's aspect), ``name``,
+  ``identity``, ``keypoints`` float32 (18, 2) (y, x) in pixels of the keypoint frame (-1 = missing),
+  ``edge`` and ``parsing`` (uint8 one-channel PNGs; a 1x1 placeholder when the dataset has none).
+* the pairs are a table of record indices in the dataset's metadata (``metadata.json``):
+  ``pairs[split] = {"from": [...], "to": [...]}``, so a pair is two random-access reads of its split.
+* metadata also records ``frame`` (h, w) of the keypoints, ``has_edge``, ``has_parsing``, the parsing class
+  names and the ``skipped`` tallies (items the originals would skip silently).
+
+Nothing here imports TensorFlow: images are handed to TFDS as encoded bytes.
+"""
+
+from __future__ import annotations
+
+import abc
+import inspect
+import io
+import logging
+import os
+import pathlib
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow_datasets as tfds
+from etils import epath
+from PIL import Image, UnidentifiedImageError
+
+from ptx.data.annotations import DataFileError, Skipped
+from ptx.data.keypoints import LIP_CLASSES
+
+log = logging.getLogger(__name__)
+
+FRAMES = {"fashion": (256, 176), "market": (128, 64)}
+# Parsing maps hold the 20 LIP labels (CASD's semantic_merge3 PNGs, the puppets renderer); 255 = unlabelled.
+PARSING_CLASSES = LIP_CLASSES
+UNLABELLED = 255
+ASPECT_TOLERANCE = 0.02  # img_highres 1101x750 vs the 256x176 keypoint frame differ by 0.9%
+
+
+def features() -> tfds.features.FeaturesDict:
+    return tfds.features.FeaturesDict(
+        {
+            "image": tfds.features.Image(shape=(None, None, 3), encoding_format="jpeg"),
+            "name": tfds.features.Text(),
+            "identity": tfds.features.Text(),
+            "keypoints": tfds.features.Tensor(shape=(18, 2), dtype=np.float32),
+            "edge": tfds.features.Image(shape=(None, None, 1), encoding_format="png"),
+            "parsing": tfds.features.Image(shape=(None, None, 1), encoding_format="png"),
+        }
+    )
+
+
+def encode_png(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.asarray(array, np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def encode_jpeg(array: np.ndarray, quality: int = 95) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.asarray(array, np.uint8)).save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
+
+
+PLACEHOLDER = encode_png(np.zeros((1, 1), np.uint8))
+
+
+def _open_complete(path: pathlib.Path, what: str) -> tuple[bytes, Image.Image]:
+    if not path.is_file():
+        raise DataFileError(f"{what} not found: expected the file {path}")
+    data = path.read_bytes()
+    try:
+        image = Image.open(io.BytesIO(data))
+        image.load()  # decodes everything: a truncated file raises here
+    except (OSError, SyntaxError, UnidentifiedImageError, ValueError) as e:
+        raise DataFileError(
+            f"{path}: unreadable or truncated {what} ({e}); expected a complete image file"
+        ) from None
+    return data, image
+
+
+def check_aspect(size_hw: tuple[int, int], frame: tuple[int, int], path: pathlib.Path, what: str) -> None:
+    h, w = size_hw
+    ratio, want = h / w, frame[0] / frame[1]
+    if abs(ratio - want) > ASPECT_TOLERANCE * want:
+        raise DataFileError(
+            f"{path}: {what} is {h}x{w} (HxW); expected {frame[0]}x{frame[1]} (the keypoints' frame) or a "
+            f"larger image of the same aspect ratio (height/width {want:.3f} +- {ASPECT_TOLERANCE:.0%})"
+        )
+
+
+def read_person_image(path: pathlib.Path, frame: tuple[int, int]) -> bytes:
+    """The bytes to store for a person image: the file itself when it is an RGB JPEG/PNG (decoding it later
+    gives exactly what PIL gives for the file), else a lossless RGB PNG of it."""
+    data, image = _open_complete(path, "image")
+    check_aspect((image.height, image.width), frame, path, "the image")
+    if image.format in ("JPEG", "PNG") and image.mode == "RGB":
+        return data
+    return encode_png(np.asarray(image.convert("RGB")))
+
+
+def read_edge(path: pathlib.Path, frame: tuple[int, int]) -> bytes:
+    """An edge map as a one-channel PNG, grey levels as in the file (XDoG: white background, dark lines)."""
+    _, image = _open_complete(path, "edge map")
+    check_aspect((image.height, image.width), frame, path, "the edge map")
+    return encode_png(np.asarray(image.convert("L")))
+
+
+def read_parsing(path: pathlib.Path, frame: tuple[int, int], skipped: Skipped) -> bytes:
+    """A parsing map (LIP labels 0..19, as CASD's ``semantic_merge3`` PNGs) -> one-channel PNG.
+
+    Labels >= 20 (CASD gives such pixels no class) are stored as 255 and counted.
+    """
+    _, image = _open_complete(path, "parsing map")
+    labels = np.asarray(image)
+    if labels.ndim != 2 or labels.dtype != np.uint8:
+        raise DataFileError(
+            f"{path}: parsing map of mode {image.mode}; expected a one-channel 8-bit PNG of LIP labels 0..19"
+        )
+    check_aspect(labels.shape, frame, path, "the parsing map")
+    bad = labels >= len(PARSING_CLASSES)
+    if np.any(bad):
+        skipped.add("parsing maps with labels >= 20 (stored as 255)", path.name)
+        labels = np.where(bad, UNLABELLED, labels).astype(np.uint8)
+    return encode_png(labels)
+
+
+def pair_table(
+    pairs: Sequence[tuple[str, str]], index: dict[str, int], csv_path: os.PathLike | str
+) -> dict[str, list[int]]:
+    """Pairs of names -> {"from": [record index], "to": [...]}; a name without a record is an error."""
+    src, dst = [], []
+    for row, (a, b) in enumerate(pairs, start=2):
+        for name in (a, b):
+            if name not in index:
+                raise DataFileError(
+                    f"{csv_path} line {row}: pair ({a}, {b}) names the image {name!r}, which is not among the "
+                    f"split's annotated images found in the image folder"
+                )
+        src.append(index[a])
+        dst.append(index[b])
+    return {"from": src, "to": dst}
+
+
+class PoseBuilder(tfds.core.GeneratorBasedBuilder, abc.ABC):
+    """Base of the pose-transfer builders: images once per split, pairs as a metadata table of indices.
+
+    Subclasses implement :meth:`_collect`, returning per split the image entries (``name``, ``identity``
+    and ``load``: a callable giving ``image`` bytes, ``keypoints`` and, when the dataset has them, ``edge``
+    and ``parsing`` bytes) and the pair table, and set ``self._has_edge`` / ``self._has_parsing``.
+    Loading happens while the records are written, so a bad file stops the build: TFDS writes into a
+    temporary folder and renames it only on success, so an interrupted build never reads as complete.
+    """
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {"1.0.0": "Images once per split, pairs as a metadata table of record indices."}
+    FRAME: tuple[int, int] = (256, 176)
+
+    @tfds.core.utils.classproperty
+    @classmethod
+    def code_path(cls) -> epath.Path:
+        # TFDS's own lookup needs the importlib_resources backport for packages outside TFDS.
+        return epath.Path(inspect.getfile(cls))
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        return tfds.core.DatasetInfo(
+            builder=self,
+            description=(self.__doc__ or "").strip().splitlines()[0],
+            features=features(),
+            disable_shuffling=True,  # record i must stay record i: the pair table refers to it
+            metadata=tfds.core.MetadataDict(),
+        )
+
+    @property
+    def frame(self) -> tuple[int, int]:
+        return self.FRAME
+
+    @abc.abstractmethod
+    def _collect(self, dl_manager: Any) -> dict[str, tuple[list[dict[str, Any]], dict[str, list[int]]]]:
+        """{split: (entries, {"from": [...], "to": [...]})}."""
+
+    def _split_generators(self, dl_manager: Any) -> dict[str, Iterator]:
+        self._skipped: dict[str, Skipped] = {}
+        self._has_edge = self._has_parsing = False
+        collected = self._collect(dl_manager)
+        meta = self.info.metadata
+        meta["frame"] = list(self.frame)
+        meta["parsing_classes"] = list(PARSING_CLASSES)
+        meta["pairs"] = {split: table for split, (_, table) in collected.items()}
+        meta["has_edge"] = bool(self._has_edge)
+        meta["has_parsing"] = bool(self._has_parsing)
+        meta["skipped"] = {}
+        return {split: self._generate_examples(entries, split) for split, (entries, _) in collected.items()}
+
+    def _generate_examples(
+        self, entries: list[dict[str, Any]], split: str
+    ) -> Iterator[tuple[int, dict[str, Any]]]:
+        yield from self._examples(entries)
+        tally = self.skipped(split)  # complete now: loading may add to it
+        self.info.metadata["skipped"][split] = dict(tally.counts)
+        if tally.counts:
+            log.warning("%s/%s: skipped as the originals do: %s", self.name, split, tally.summary())
+            print(f"[{self.name}] {split}: skipped as the originals do: {tally.summary()}")
+
+    def _examples(self, entries: list[dict[str, Any]]) -> Iterator[tuple[int, dict[str, Any]]]:
+        for i, e in enumerate(entries):
+            loaded = e["load"]()
+            yield (
+                i,
+                {
+                    "image": loaded["image"],
+                    "name": e["name"],
+                    "identity": e["identity"],
+                    "keypoints": np.asarray(loaded["keypoints"], np.float32),
+                    "edge": loaded.get("edge") or PLACEHOLDER,
+                    "parsing": loaded.get("parsing") or PLACEHOLDER,
+                },
+            )
+
+    def skipped(self, split: str) -> Skipped:
+        return self._skipped.setdefault(split, Skipped())
