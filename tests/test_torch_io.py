@@ -1,0 +1,90 @@
+"""ptx.convert.torch_io: torch-free .pth reader (zip and legacy formats) against torch and a checked-in file."""
+
+import pathlib
+
+import numpy as np
+import pytest
+
+from ptx.convert import torch_io
+
+DATA = pathlib.Path(__file__).parent / "data"
+
+
+def _expected() -> dict[str, np.ndarray]:
+    # What tests/data/torch_io_tiny_*.pt hold (written once with torch.save from these formulas).
+    w = np.arange(24, dtype=np.float32).reshape(2, 3, 2, 2) / 8
+    return {
+        "conv.weight": w,
+        "conv.weight_t": w.transpose(1, 0, 2, 3),  # a non-contiguous view sharing w's storage
+        "norm.bias": np.arange(6, dtype=np.float16) / 4,
+        "count": np.arange(5, dtype=np.int64) - 2,
+        "scalar": np.array(2.5, np.float32),
+    }
+
+
+@pytest.mark.parametrize("name", ["torch_io_tiny_zip.pt", "torch_io_tiny_legacy.pt"])
+def test_torch_free_reader_on_checked_in_files(name):
+    sd = torch_io.load_state_dict(
+        DATA / name, use_torch=False
+    )  # also unwraps {"state_dict": ...}, strips module.
+    want = _expected()
+    assert sorted(sd) == sorted(want)
+    for k, v in want.items():
+        assert sd[k].dtype == v.dtype and sd[k].shape == v.shape, k
+        np.testing.assert_array_equal(sd[k], v, err_msg=k)
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_torch_free_reader_matches_torch(tmp_path, legacy):
+    torch = pytest.importorskip("torch")
+    g = torch.Generator().manual_seed(3)
+    base = torch.randn(6, 5, generator=g)
+    sd = {
+        "a.weight": base,
+        "a.view": base[1:4, 2:],  # storage offset + strides
+        "a.t": base.t(),
+        "half": torch.randn(3, 2, generator=g).half(),
+        "bf16": torch.randn(4, generator=g).bfloat16(),
+        "long": torch.arange(7),
+        "int": torch.arange(3, dtype=torch.int32),
+        "flag": torch.tensor([True, False]),
+        "param": torch.nn.Parameter(torch.ones(2, 2)),
+        "empty": torch.zeros(0, 3),
+    }
+    path = tmp_path / "sd.pth"
+    torch.save(
+        {"model": {f"module.{k}": v for k, v in sd.items()}, "epoch": 2},
+        path,
+        _use_new_zipfile_serialization=not legacy,
+    )
+    free = torch_io.load_state_dict(path, use_torch=False)
+    ref = torch_io.load_state_dict(path, use_torch=True)
+    assert sorted(free) == sorted(ref) == sorted(sd)
+    for k in sd:
+        assert free[k].dtype == ref[k].dtype and free[k].shape == ref[k].shape, k
+        np.testing.assert_array_equal(free[k], ref[k], err_msg=k)
+
+
+def test_refuses_foreign_globals(tmp_path):
+    import pickle
+    import zipfile
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    path = tmp_path / "evil.pth"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("evil/data.pkl", pickle.dumps({"x": Evil()}, protocol=2))
+    with pytest.raises(pickle.UnpicklingError, match="print, which a state dict never needs"):
+        torch_io.read_torch_file(path)
+
+
+def test_unwrap_errors_and_prefixes():
+    arr = np.zeros(2)
+    assert torch_io.unwrap_state_dict({"module.a": arr, "b": arr}).keys() == {"a", "b"}
+    assert torch_io.unwrap_state_dict({"net_G": {"x": arr}, "opt": {"lr": 1}})["x"] is not None
+    with pytest.raises(ValueError, match="cannot find the state dict"):
+        torch_io.unwrap_state_dict({"g": {"x": arr}, "d": {"y": arr}}, "f.pth")
+    with pytest.raises(FileNotFoundError):
+        torch_io.load_state_dict("/nonexistent/latest_net_G.pth")
