@@ -89,7 +89,7 @@ class Puppets(_common.PoseBuilder):
             from ptx.data import edges, puppets
 
             identity = puppets.sample_identity(identity_seed(split, person))
-            keypoints = puppets.sample_pose(pose_seed(split, person, pose), style)
+            keypoints = puppets.sample_pose(pose_seed(split, person, pose), style, identity=identity)
             r = puppets.render(identity, keypoints, style=style)
             image = np.asarray(r["image"], np.uint8)
             if image.shape != (*frame, 3):

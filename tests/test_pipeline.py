@@ -1,0 +1,233 @@
+"""grain pair pipeline: Batch contract, resize scaling, flips, seeded order, resume, sharding, puppets auto-build."""
+
+import sys
+
+import numpy as np
+import pytest
+from data_fixtures import write_fashion, write_market
+from PIL import Image
+
+import data_builders
+from ptx.data import pipeline
+from ptx.data.keypoints import LIP_FLIP_PERM, flip_keypoints
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pipe")
+    man = write_fashion(root / "manual", people=(3, 2), poses=3, edges=True, parsing=True)
+    data_builders.build("deepfashion_pose", data_dir=root / "data", manual_dir=man.root)
+    return man, str(root / "data")
+
+
+@pytest.fixture(scope="module")
+def market(tmp_path_factory):
+    """Small images for the tests about order (shuffle, resume, shards): 18 train pairs."""
+    root = tmp_path_factory.mktemp("pipe_market")
+    man = write_market(root / "manual", people=(3, 1), poses=3)
+    data_builders.build("market1501_pose", data_dir=root / "data", manual_dir=man.root)
+    return man, str(root / "data")
+
+
+def _cfg(data_dir, name="deepfashion_pose", **kw):
+    kw.setdefault("names", True)
+    return pipeline.default_data_config(name, "", data_dir=data_dir, **kw)
+
+
+def _take(loader, n):
+    it = iter(loader)
+    return [next(it) for _ in range(n)]
+
+
+def _by_name(man):
+    return {n: p for split in man.images.values() for n, p in split.items()}, {
+        n: k for split in man.keypoints.values() for n, k in split.items()
+    }
+
+
+def test_batch_contract_at_the_dataset_frame(data):
+    man, data_dir = data
+    (batch,) = _take(
+        pipeline.make_loader(_cfg(data_dir, edges=True, parsing=True), split="train", batch_size=4, seed=0), 1
+    )
+    for role in ("source", "target"):
+        assert batch[f"{role}_image"].shape == (4, 256, 176, 3) and batch[f"{role}_image"].dtype == np.uint8
+        assert (
+            batch[f"{role}_keypoints"].shape == (4, 18, 2) and batch[f"{role}_keypoints"].dtype == np.float32
+        )
+        assert batch[f"{role}_edge"].shape == (4, 256, 176) and batch[f"{role}_edge"].dtype == np.uint8
+        assert batch[f"{role}_parsing"].shape == (4, 256, 176) and batch[f"{role}_parsing"].dtype == np.uint8
+    files, kps = _by_name(man)
+    pairs = set(man.pairs["train"])
+    for i in range(4):
+        src, dst = batch["source_name"][i], batch["target_name"][i]
+        assert (src, dst) in pairs
+        np.testing.assert_array_equal(
+            batch["source_image"][i], np.asarray(Image.open(files[src]).convert("RGB"))
+        )
+        np.testing.assert_array_equal(batch["target_keypoints"][i], kps[dst])
+        parsing = np.asarray(Image.open(man.root / "semantic_merge3" / (src[:-4] + ".png")))
+        np.testing.assert_array_equal(batch["source_parsing"][i], parsing)
+
+
+def test_resize_to_256x256_scales_keypoints(data):
+    man, data_dir = data
+    cfg = _cfg(data_dir, image_size=(256, 256), edges=True)
+    (batch,) = _take(pipeline.make_loader(cfg, split="test", batch_size=3, seed=1), 1)
+    files, kps = _by_name(man)
+    for i in range(3):
+        name = batch["source_name"][i]
+        want = np.asarray(Image.open(files[name]).convert("RGB").resize((256, 256), Image.BILINEAR))
+        np.testing.assert_array_equal(batch["source_image"][i], want)
+        k, got = kps[name], batch["source_keypoints"][i]
+        present = k[:, 0] >= 0
+        np.testing.assert_allclose(got[present], k[present] * np.array([1.0, 256 / 176]), rtol=1e-6)
+        assert np.all(got[~present] == -1)
+        edge_file = man.root / "trainE" / "diff" / name.replace(".jpg", ".png").replace("fashion", "")
+        want_edge = np.asarray(Image.open(edge_file).resize((256, 256), Image.NEAREST))
+        np.testing.assert_array_equal(batch["source_edge"][i], want_edge)
+
+
+def test_flip_mirrors_images_and_swaps_keypoints(data):
+    _, data_dir = data
+    plain = _take(
+        pipeline.make_loader(_cfg(data_dir, edges=True, parsing=True), split="train", batch_size=5, seed=3), 2
+    )
+    flipped = _take(
+        pipeline.make_loader(
+            _cfg(data_dir, edges=True, parsing=True, flip=True), split="train", batch_size=5, seed=3
+        ),
+        2,
+    )
+    seen = set()
+    for a, b in zip(plain, flipped):
+        np.testing.assert_array_equal(
+            a["source_name"], b["source_name"]
+        )  # flipping does not change the order
+        for i in range(5):
+            is_flipped = not np.array_equal(a["source_image"][i], b["source_image"][i])
+            seen.add(is_flipped)
+            for role in ("source", "target"):
+                img, kps = a[f"{role}_image"][i], a[f"{role}_keypoints"][i]
+                edge, parsing = a[f"{role}_edge"][i], a[f"{role}_parsing"][i]
+                if is_flipped:
+                    img, kps, edge = img[:, ::-1], flip_keypoints(kps, 176), edge[:, ::-1]
+                    parsing = LIP_FLIP_PERM[parsing[:, ::-1]]
+                np.testing.assert_array_equal(b[f"{role}_image"][i], img)
+                np.testing.assert_array_equal(b[f"{role}_keypoints"][i], kps)
+                np.testing.assert_array_equal(b[f"{role}_edge"][i], edge)
+                np.testing.assert_array_equal(b[f"{role}_parsing"][i], parsing)
+    assert seen == {True, False}
+
+
+def _order(loader, n):
+    return [(s, t) for b in _take(loader, n) for s, t in zip(b["source_name"], b["target_name"])]
+
+
+def test_seeded_shuffle(market):
+    man, data_dir = market
+    cfg = _cfg(data_dir, "market1501_pose")
+    a = _order(pipeline.make_loader(cfg, split="train", batch_size=6, seed=7), 3)
+    assert a == _order(pipeline.make_loader(cfg, split="train", batch_size=6, seed=7), 3)
+    assert a != _order(pipeline.make_loader(cfg, split="train", batch_size=6, seed=8), 3)
+    assert sorted(a) == sorted(man.pairs["train"])  # one epoch = every pair once
+    ordered = _order(
+        pipeline.make_loader(cfg, split="train", batch_size=6, seed=7, shuffle=False, num_epochs=1), 3
+    )
+    assert ordered == man.pairs["train"]
+
+
+def test_resume_continues_with_exactly_the_next_batch(market):
+    _, data_dir = market
+    cfg = _cfg(data_dir, "market1501_pose", flip=True)
+    loader = pipeline.make_loader(cfg, split="train", batch_size=4, seed=5)
+    it = iter(loader)
+    for _ in range(5):  # crosses an epoch boundary (18 pairs)
+        next(it)
+    state = it.get_state()
+    expected = [next(it) for _ in range(4)]
+    resumed = iter(pipeline.make_loader(cfg, split="train", batch_size=4, seed=5))
+    resumed.set_state(state)
+    for want in expected:
+        got = next(resumed)
+        assert got.keys() == want.keys()
+        for k in want:
+            np.testing.assert_array_equal(got[k], want[k])
+
+
+def test_shards_are_disjoint(market):
+    man, data_dir = market
+    cfg = _cfg(data_dir, "market1501_pose")
+    shards = [
+        _order(
+            pipeline.make_loader(
+                cfg, split="train", batch_size=3, seed=2, num_epochs=1, shard_index=i, shard_count=2
+            ),
+            3,
+        )
+        for i in range(2)
+    ]
+    assert not set(shards[0]) & set(shards[1])
+    assert sorted(shards[0] + shards[1]) == sorted(man.pairs["train"])
+    with pytest.raises(StopIteration):
+        _take(pipeline.make_loader(cfg, split="train", batch_size=3, seed=2, num_epochs=1, shard_count=2), 4)
+
+
+def test_helpful_errors(data, tmp_path):
+    _, data_dir = data
+    with pytest.raises(FileNotFoundError, match="python -m data_builders market1501_pose --manual_dir"):
+        pipeline.make_loader(
+            pipeline.default_data_config("market1501_pose", "", data_dir=str(tmp_path)),
+            split="train",
+            batch_size=2,
+            seed=0,
+        )
+    with pytest.raises(ValueError, match="no split 'val'"):
+        pipeline.make_loader(_cfg(data_dir), split="val", batch_size=2, seed=0)
+    with pytest.raises(ValueError, match="has no config 'fashion_huge'"):
+        pipeline.make_loader(
+            pipeline.default_data_config("puppets", "fashion_huge", data_dir=str(tmp_path)),
+            split="train",
+            batch_size=2,
+            seed=0,
+        )
+
+
+def test_asking_for_edges_the_dataset_lacks(tmp_path):
+    man = write_fashion(tmp_path / "m", people=(1, 1), poses=2)
+    data_builders.build("deepfashion_pose", data_dir=tmp_path / "d", manual_dir=man.root)
+    with pytest.raises(ValueError, match="asks for edges .* built without them"):
+        pipeline.make_loader(_cfg(str(tmp_path / "d"), edges=True), split="train", batch_size=1, seed=0)
+
+
+def test_puppets_are_built_on_first_use(tmp_path, capsys):
+    pytest.importorskip("ptx.data.puppets")
+    cfg = pipeline.default_data_config(
+        "puppets", "fashion_tiny", data_dir=str(tmp_path), edges=True, parsing=True
+    )
+    (batch,) = _take(pipeline.make_loader(cfg, split="train", batch_size=2, seed=0), 1)
+    assert "building puppets/fashion_tiny" in capsys.readouterr().err
+    assert batch["source_image"].shape == (2, 256, 176, 3) and batch["target_edge"].shape == (2, 256, 176)
+    _take(pipeline.make_loader(cfg, split="test", batch_size=2, seed=0), 1)
+    assert "building" not in capsys.readouterr().err  # reused
+
+
+def test_no_tensorflow_imported():
+    assert "tensorflow" not in sys.modules
+
+
+@pytest.mark.slow
+def test_resume_with_two_worker_processes(market):
+    _, data_dir = market
+    cfg = _cfg(data_dir, "market1501_pose", flip=True)
+    it = iter(pipeline.make_loader(cfg, split="train", batch_size=4, seed=5, worker_count=2))
+    for _ in range(3):
+        next(it)
+    state = it.get_state()
+    expected = [next(it) for _ in range(4)]
+    resumed = iter(pipeline.make_loader(cfg, split="train", batch_size=4, seed=5, worker_count=2))
+    resumed.set_state(state)
+    for want in expected:
+        got = next(resumed)
+        for k in want:
+            np.testing.assert_array_equal(got[k], want[k])
