@@ -664,6 +664,11 @@ class _Painter:
         c.g = _G_NECK
         top = v.neck + v.up * HEAD_UP * self.i.head * 0.8 * self.t
         c.capsule(v.neck + v.up * 0.01 * self.t, top, 0.03 * self.t, 0.027 * self.t, _R_FACE)
+        if v.face and v.cos > 0.3:  # the garment's neckline opening
+            deep = 0.045 if self.i.upper.kind == "tank" else 0.022
+            c.ellipse(
+                v.neck - v.up * 0.005 * self.t, 0.04 * v.cos * self.t, deep * self.t, _R_FACE, axis=v.up
+            )
 
     def _head_geometry(self):
         v, i, t = self.v, self.i, self.t
@@ -716,8 +721,8 @@ class _Painter:
             er = max(0.0075 * t, 0.55)
             for eye in (14, 15):
                 if self.has(eye):
-                    c.ellipse(kp[eye] + v.up * 0.022 * t, er * 1.5, er * 0.45, _R_BROW, axis=v.right)
-                    c.ellipse(kp[eye], er * 1.25, er * 0.85, _R_EYE, axis=v.right)
+                    c.ellipse(kp[eye] + v.up * 0.02 * t, er * 0.42, er * 1.6, _R_BROW, axis=v.right)
+                    c.ellipse(kp[eye], er * 0.8, er * (1.25 - 0.3 * abs(v.sin)), _R_EYE, axis=v.right)
             if self.has(0):
                 mouth = kp[0] - v.up * 0.026 * t - v.right * v.sin * 0.004 * t
                 c.ellipse(mouth, er * 0.7, er * (2.2 - 1.2 * abs(v.sin)), _R_MOUTH, axis=v.right)
@@ -765,15 +770,15 @@ def _fashion_background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
 def _market_background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     img = np.empty((h, w, 3), np.float32)
     horizon = int(h * rng.uniform(0.45, 0.75))
-    wall = rng.uniform(60, 200, 3)
+    wall = rng.uniform(60, 190) + rng.normal(0, 18, 3)
     img[:horizon] = wall
-    ground = rng.uniform(70, 170) + rng.normal(0, 10, 3)
+    ground = rng.uniform(70, 160) + rng.normal(0, 8, 3)
     img[horizon:] = ground
     yy, xx = np.mgrid[0:h, 0:w]
     for _ in range(int(rng.integers(4, 10))):  # shop fronts, windows, signs, poles, bags, other people
         y0, x0 = int(rng.integers(-h // 4, h)), int(rng.integers(-w // 2, w))
         hh, ww = int(rng.integers(h // 12, h // 2)), int(rng.integers(w // 10, w // 1.5))
-        col = rng.uniform(20, 235, 3)
+        col = rng.uniform(25, 225) + rng.normal(0, 30, 3) * rng.choice([0.4, 1.0, 1.8], p=(0.5, 0.35, 0.15))
         if rng.random() < 0.3:
             cy, cx = y0 + hh / 2, x0 + ww / 2
             m = ((yy - cy) / (hh / 2)) ** 2 + ((xx - cx) / (ww / 2)) ** 2 < 1
@@ -805,8 +810,8 @@ def _box_blur(a: np.ndarray, r: int) -> np.ndarray:
     return a
 
 
-def _shade(region: np.ndarray) -> np.ndarray:
-    """Soft darkening along region boundaries (garment edges, silhouette): reads as volume, hides flatness."""
+def _edges(region: np.ndarray) -> np.ndarray:
+    """1.0 on pixels next to a region boundary (garment edges, silhouette), at the canvas resolution."""
     edge = np.zeros(region.shape, np.float32)
     d0 = region[1:] != region[:-1]
     d1 = region[:, 1:] != region[:, :-1]
@@ -814,8 +819,7 @@ def _shade(region: np.ndarray) -> np.ndarray:
     edge[:-1] += d0
     edge[:, 1:] += d1
     edge[:, :-1] += d1
-    edge = _box_blur(np.minimum(edge, 1.0), 2)
-    return 1.0 - 0.3 * np.minimum(edge * 1.5, 1.0)
+    return np.minimum(edge, 1.0)
 
 
 def _down(a: np.ndarray) -> np.ndarray:
@@ -825,7 +829,7 @@ def _down(a: np.ndarray) -> np.ndarray:
         for j in range(_SS):
             if i or j:
                 out += a[i::_SS, j::_SS]
-    return out / (_SS * _SS)
+    return out * (1.0 / (_SS * _SS))
 
 
 def render(
@@ -865,15 +869,7 @@ def render(
         x0, x1 = cols[0] // _SS, cols[-1] // _SS + 1
         region = region_full[y0 * _SS : y1 * _SS, x0 * _SS : x1 * _SS]
         mat = _REGION_MAT[region]
-        skin = np.asarray(identity.skin, np.float32)
-        lut = np.zeros((9, 3), np.float32)
-        lut[_M_SKIN] = skin
-        lut[_M_HAIR] = identity.hair_colour
-        lut[_M_SHOE] = identity.shoes
-        lut[_M_EYE] = (35, 28, 26)
-        lut[_M_MOUTH] = skin * np.array([0.75, 0.5, 0.5], np.float32)
-        lut[_M_BROW] = np.asarray(identity.hair_colour, np.float32) * 0.8
-        colour = lut[mat]
+        colour = _material_lut(identity)[mat]  # background material is black: colour is premultiplied
         t = view.t * _SS
         for material, garment, anchor in (
             (_M_UPPER, identity.upper, view.neck),
@@ -883,14 +879,28 @@ def render(
             if ys.size:
                 ax = anchor[0] * _SS + (_SS - 1) / 2 - x0 * _SS
                 ay = anchor[1] * _SS + (_SS - 1) / 2 - y0 * _SS
-                colour[ys, xs] = _pattern_colours(garment, (xs - ax) / t, (ys - ay) / t)
-        alpha = (region > 0).astype(np.float32)
-        colour *= (_shade(region) * alpha)[..., None]
-        fg, cov = _down(colour), _down(alpha)[..., None]
+                u = (xs.astype(np.float32) - np.float32(ax)) / np.float32(t)
+                v = (ys.astype(np.float32) - np.float32(ay)) / np.float32(t)
+                colour[ys, xs] = _pattern_colours(garment, u, v)
+        shade = 1.0 - 0.3 * np.minimum(_box_blur(_down(_edges(region)), 1) * 2.0, 1.0)
+        fg, cov = _down(colour), _down(region > 0)[..., None]
+        fg *= shade[..., None]
         image[y0:y1, x0:x1] = fg + (1 - cov) * image[y0:y1, x0:x1]
-    image = np.clip(np.round(image), 0, 255).astype(np.uint8)
+    image = np.clip(image + 0.5, 0, 255).astype(np.uint8)
     parsing = _REGION_LIP[region_full[_SS // 2 :: _SS, _SS // 2 :: _SS]]
     return {"image": image, "keypoints": _visible_keypoints(kps, group, h, w), "parsing": parsing}
+
+
+def _material_lut(identity: Identity) -> np.ndarray:
+    skin = np.asarray(identity.skin, np.float32)
+    lut = np.zeros((9, 3), np.float32)
+    lut[_M_SKIN] = skin
+    lut[_M_HAIR] = identity.hair_colour
+    lut[_M_SHOE] = identity.shoes
+    lut[_M_EYE] = (35, 28, 26)
+    lut[_M_MOUTH] = skin * np.array([0.75, 0.5, 0.5], np.float32)
+    lut[_M_BROW] = np.asarray(identity.hair_colour, np.float32) * 0.8
+    return lut
 
 
 def _floor_shadow(image: np.ndarray, view: _View) -> None:
@@ -899,9 +909,13 @@ def _floor_shadow(image: np.ndarray, view: _View) -> None:
     if feet:
         fx, fy = np.mean(feet, axis=0)
         fy += 0.03 * view.t
-        yy, xx = np.ogrid[0:h, 0:w]
+        r0, r1 = int(max(fy - 0.1 * view.t, 0)), int(min(fy + 0.1 * view.t, h))
+        if r1 <= r0:
+            return
+        yy = np.arange(r0, r1, dtype=np.float32)[:, None]
+        xx = np.arange(w, dtype=np.float32)[None, :]
         d = ((xx - fx) / (0.2 * view.t)) ** 2 + ((yy - fy) / (0.03 * view.t)) ** 2
-        image *= (1 - 0.12 * np.exp(-d.astype(np.float32)))[..., None]
+        image[r0:r1] *= (1 - 0.12 * np.exp(-d))[..., None]
 
 
 def _visible_keypoints(kps: np.ndarray, group: np.ndarray, h: int, w: int) -> np.ndarray:
