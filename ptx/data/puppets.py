@@ -361,6 +361,16 @@ _G = {
     for i, part in enumerate(("uarm", "farm", "hand", "thigh", "shin", "foot"))
     for side in "RL"
 }
+# Body chains: boundaries between different chains (an arm over the torso, crossed legs) get shaded, the joints
+# inside one chain (elbow, knee) do not.
+_CHAIN = np.zeros(256, np.uint8)
+_CHAIN[_G_TORSO] = 1
+_CHAIN[_G_PELVIS] = 9  # trousers run into the legs without a seam
+_CHAIN[[_G_NECK, _G_HEAD]] = 2
+_CHAIN[_G_HAIR] = 3
+for _i, _s in enumerate("RL"):
+    _CHAIN[[_G[(p, _s)] for p in ("uarm", "farm", "hand")]] = 4 + _i
+    _CHAIN[[_G[(p, _s)] for p in ("thigh", "shin", "foot")]] = 6 + _i
 _NOT_OCCLUDERS = {0, _G_HAIR} | {_G[(p, s)] for p in ("farm", "hand", "foot") for s in "RL"}
 _JOINT_GROUPS: dict[int, set[int]] = {k: {_G_HEAD, _G_HAIR, _G_NECK} for k in (0, 14, 15, 16, 17)}
 _JOINT_GROUPS[1] = {_G_TORSO, _G_NECK, _G_HEAD, _G_HAIR, _G_PELVIS}
@@ -559,8 +569,9 @@ class _Painter:
         hem = {"tank": 1.0, "tshirt": 1.02, "elbow": 1.02, "long": 1.06}[i.upper.kind]
         levels = (
             (-0.07, 0.028, 0.03),
-            (-0.045, 0.6 * SHOULDER * i.shoulders, 0.05),
-            (0.04, SHOULDER * i.shoulders + 0.02 * i.build, 0.055),
+            (-0.05, 0.55 * SHOULDER * i.shoulders, 0.05),
+            (-0.012, 0.95 * SHOULDER * i.shoulders + 0.008, 0.055),
+            (0.05, SHOULDER * i.shoulders + 0.02 * i.build, 0.058),
             (0.25, 0.093 * max(i.shoulders, i.build), 0.068),
             (0.62, 0.078 * i.build, 0.058),
             (hem, 0.09 * i.hips * (0.6 + 0.4 * i.build), 0.066),
@@ -636,15 +647,18 @@ class _Painter:
         sho, elb, wri = (2, 3, 4) if side == "R" else (5, 6, 7)
         i, c, t, kp = self.i, self.c, self.t, self.kp
         b = i.build
-        r_sho, r_elb, r_wri = 0.031 * b * t, 0.025 * b * t, 0.018 * b * t
+        r_sho, r_elb, r_wri = 0.029 * b * t, 0.025 * b * t, 0.018 * b * t
         sleeve = {"tank": 0.0, "tshirt": 0.45, "elbow": 1.0, "long": 1.97}[i.upper.kind]
         if self.has(sho, elb):
             c.g = _G[("uarm", side)]
-            c.capsule(kp[sho], kp[elb], r_sho, r_elb, _R_ARM[side])
+            top = (
+                kp[sho] + _unit(kp[elb] - kp[sho]) * 0.5 * r_sho
+            )  # keeps the deltoid under the shoulder line
+            c.capsule(top, kp[elb], r_sho, r_elb, _R_ARM[side])
             if sleeve > 0:
                 f = min(sleeve, 1.0)
                 c.capsule(
-                    kp[sho], _lerp(kp[sho], kp[elb], f), r_sho * 1.08, _lerp(r_sho, r_elb, f) * 1.1, _R_UPPER
+                    top, _lerp(kp[sho], kp[elb], f), r_sho * 1.08, _lerp(r_sho, r_elb, f) * 1.1, _R_UPPER
                 )
             elif i.upper.kind == "tank":
                 c.disc(kp[sho] + (kp[elb] - kp[sho]) * 0.05, r_sho * 0.95, _R_UPPER)
@@ -724,7 +738,7 @@ class _Painter:
                     c.ellipse(kp[eye] + v.up * 0.02 * t, er * 0.42, er * 1.6, _R_BROW, axis=v.right)
                     c.ellipse(kp[eye], er * 0.8, er * (1.25 - 0.3 * abs(v.sin)), _R_EYE, axis=v.right)
             if self.has(0):
-                mouth = kp[0] - v.up * 0.026 * t - v.right * v.sin * 0.004 * t
+                mouth = kp[0] - v.up * 0.026 * t - v.right * v.sin * 0.014 * t
                 c.ellipse(mouth, er * 0.7, er * (2.2 - 1.2 * abs(v.sin)), _R_MOUTH, axis=v.right)
 
     # --- order ------------------------------------------------------------------------------------------------
@@ -810,11 +824,14 @@ def _box_blur(a: np.ndarray, r: int) -> np.ndarray:
     return a
 
 
-def _edges(region: np.ndarray) -> np.ndarray:
-    """1.0 on pixels next to a region boundary (garment edges, silhouette), at the canvas resolution."""
+def _edges(region: np.ndarray, chain: np.ndarray) -> np.ndarray:
+    """1.0 next to a region or body-chain boundary (garment edges, silhouette, limb over torso), canvas res."""
     edge = np.zeros(region.shape, np.float32)
-    d0 = region[1:] != region[:-1]
-    d1 = region[:, 1:] != region[:, :-1]
+    pelvis = chain == 9
+    d0 = (region[1:] != region[:-1]) | ((chain[1:] != chain[:-1]) & ~pelvis[1:] & ~pelvis[:-1])
+    d1 = (region[:, 1:] != region[:, :-1]) | (
+        (chain[:, 1:] != chain[:, :-1]) & ~pelvis[:, 1:] & ~pelvis[:, :-1]
+    )
     edge[1:] += d0
     edge[:-1] += d0
     edge[:, 1:] += d1
@@ -882,10 +899,19 @@ def render(
                 u = (xs.astype(np.float32) - np.float32(ax)) / np.float32(t)
                 v = (ys.astype(np.float32) - np.float32(ay)) / np.float32(t)
                 colour[ys, xs] = _pattern_colours(garment, u, v)
-        shade = 1.0 - 0.3 * np.minimum(_box_blur(_down(_edges(region)), 1) * 2.0, 1.0)
-        fg, cov = _down(colour), _down(region > 0)[..., None]
+        chain = _CHAIN[group[y0 * _SS : y1 * _SS, x0 * _SS : x1 * _SS]]
+        fg, cov = _down(colour), _down(region > 0)
+        # volume: darken along boundaries, and towards the silhouette with light from the upper left
+        shade = 1.0 - 0.28 * np.minimum(_box_blur(_down(_edges(region, chain)), 1) * 2.0, 1.0)
+        r = max(1, round(view.t * 0.012))
+        lit = _box_blur(np.pad(cov, ((r, 0), (r, 0)))[: cov.shape[0], : cov.shape[1]], r)
+        shade *= 0.86 + 0.14 * lit
         fg *= shade[..., None]
+        cov = cov[..., None]
         image[y0:y1, x0:x1] = fg + (1 - cov) * image[y0:y1, x0:x1]
+    if style == "market":  # surveillance crops are soft
+        image = (image + np.roll(image, 1, 0) + np.roll(image, -1, 0) + np.roll(image, 1, 1) + np.roll(image, -1, 1)
+                 + 3 * image) / 8  # fmt: skip
     image = np.clip(image + 0.5, 0, 255).astype(np.uint8)
     parsing = _REGION_LIP[region_full[_SS // 2 :: _SS, _SS // 2 :: _SS]]
     return {"image": image, "keypoints": _visible_keypoints(kps, group, h, w), "parsing": parsing}
