@@ -1,0 +1,318 @@
+"""GFLA recipe (Ren et al., CVPR 2020): flow estimator first, then the whole model end to end.
+
+Players: ``gen`` (stage ``flow``: ``PoseFlowNetGenerator``; stage ``full``: ``PoseGenerator``, whose flow net sits
+under the same ``flow_net`` key so the trainer carries it over) and ``disc`` (``ResDiscriminator``, stage ``full``).
+
+* stage ``flow`` (gen): ``flow_correctness`` * sampling correctness + ``flow_regularization`` * affine regulariser
+  (20 and 0.01 in the original);
+* stage ``full``: disc first (LSGAN, real target vs the detached fake), then gen: 5 L1 + 5 correctness +
+  2 adversarial + 0.0025 regulariser + 0.5 VGG content + 500 VGG style.
+
+The frozen VGG19 travels as a non-trained ``vgg`` collection of ``gen`` (an argument of the jitted step rather
+than an 80 MB constant inside it). Images become [-1, 1] and keypoints become sigma-6 Gaussian heatmaps on
+device. Weights start as the original's ``init_weights('orthogonal', 0.02)``: every conv kernel orthogonal with
+gain 0.02, biases 0, norm scales 1. Metrics are the unweighted terms (the trainer adds the weighted total).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ptx.losses import correctness, flow_regularization, gan, perceptual
+from ptx.methods.protocol import LossOutput, PlayerVariables
+from ptx.models import gfla as models
+from ptx.nn import vgg as vgg_lib
+
+STAGES = ("flow", "full")
+
+DEFAULT_WEIGHTS: dict[str, float] = {
+    "flow_correctness": 20.0,  # stage flow
+    "flow_regularization": 0.01,
+    "l1": 5.0,  # stage full
+    "correctness": 5.0,
+    "adversarial": 2.0,
+    "regularization": 0.0025,
+    "content": 0.5,
+    "style": 500.0,
+}
+VGG_FILE = vgg_lib.WEIGHT_FILES["vgg19"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """Recipe settings that are not network architecture (``config.loss`` and a few top-level keys)."""
+
+    weights: Mapping[str, float] = dataclasses.field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    gan_mode: str = "lsgan"
+    heatmap_sigma: float = 6.0
+    vgg_path: str = ""
+    vgg_fallback_random: bool = False  # paper: a missing VGG file is an error
+    init_gain: float = 0.02  # orthogonal init gain; 0 keeps the modules' own initialisers
+    stage_players: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+
+
+def to_unit(image: jax.Array) -> jax.Array:
+    """uint8 [0, 255] -> float32 [-1, 1] (torchvision ToTensor + Normalize(0.5, 0.5))."""
+    return jnp.asarray(image).astype(jnp.float32) / 127.5 - 1.0
+
+
+def resolve_vgg(path: str, fallback_random: bool) -> dict[str, Any]:
+    """VGG19 params: the torchvision file at ``path``; else (when allowed) seeded random features with a warning."""
+    path = os.path.expanduser(path) if path else ""
+    if path and os.path.isfile(path):
+        return vgg_lib.load_vgg(path, "vgg19")
+    if not fallback_random:
+        where = f"at {path!r}" if path else "(config.vgg_path is empty)"
+        raise FileNotFoundError(
+            f"GFLA's perceptual, style and correctness losses need the torchvision VGG19 weights {VGG_FILE}, "
+            f"not found {where}. Users of the original code already have it: "
+            f"{vgg_lib.missing_weights_message('vgg19')}. Pass its path with --config.vgg_path=/path/{VGG_FILE}."
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        params = vgg_lib.load_vgg(None, "vgg19", seed=0)
+    warnings.warn(
+        f"{VGG_FILE} not found{' at ' + path if path else ''}: GFLA uses seeded random VGG19 features for its "
+        "perceptual, style and correctness losses (fine for the demo, not for paper numbers)",
+        stacklevel=2,
+    )
+    return params
+
+
+def orthogonal_reinit(params: Any, rng: jax.Array, gain: float) -> Any:
+    """The original's init_weights('orthogonal', gain): conv kernels orthogonal(gain), biases 0, rest kept."""
+    flat = flax.traverse_util.flatten_dict(flax.core.unfreeze(params))
+    init = jax.nn.initializers.orthogonal(scale=gain, column_axis=-1)
+    out = {}
+    for i, (path, leaf) in enumerate(sorted(flat.items())):
+        if path[-1] == "kernel":
+            out[path] = init(jax.random.fold_in(rng, i), leaf.shape, leaf.dtype)
+        elif path[-1] == "bias":
+            out[path] = jnp.zeros_like(leaf)
+        else:
+            out[path] = leaf
+    return flax.traverse_util.unflatten_dict(out)
+
+
+class GFLA:
+    """The recipe (see ``ptx.methods.protocol.Method``)."""
+
+    players = ("gen", "disc")
+
+    def __init__(self, cfg: models.Config, options: Options):
+        unknown = sorted(set(options.weights) - set(DEFAULT_WEIGHTS))
+        if unknown:
+            raise ValueError(
+                f"config.loss has unknown weights {unknown}; GFLA weights: {sorted(DEFAULT_WEIGHTS)}"
+            )
+        if options.gan_mode not in gan.MODES:
+            raise ValueError(f"config.loss.gan_mode {options.gan_mode!r}: expected one of {gan.MODES}")
+        self.cfg = cfg
+        self.options = options
+        self.weights = {**DEFAULT_WEIGHTS, **options.weights}
+        self.generator = models.PoseGenerator(cfg)
+        self.flow_generator = models.PoseFlowNetGenerator(cfg)
+        self.disc = models.ResDiscriminator(cfg)
+        self.vgg_full = vgg_lib.VGG(
+            "vgg19", layers=sorted({*perceptual.GFLA_CONTENT_LAYERS, *self._style_layers()})
+        )
+        self.vgg_corr = vgg_lib.VGG("vgg19", layers=self._corr_layers())
+        self._vgg_params: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------------------------------------ inputs
+
+    def _style_layers(self) -> tuple[str, ...]:
+        return perceptual.GFLA_STYLE_LAYERS
+
+    def _corr_layers(self) -> list[str]:
+        return sorted({correctness.LAYER_FOR_ATTENTION[a] for a in self.cfg.attn_layer})
+
+    def inputs(self, batch: Mapping[str, Any]) -> dict[str, jax.Array]:
+        """Device-side inputs: images in [-1, 1], pose heatmaps (B, H, W, 18) (off-image joints keep their tails,
+        as in GFLA)."""
+        from ptx.data.heatmaps import gaussian_heatmaps
+
+        source = to_unit(batch["source_image"])
+        size = source.shape[1:3]
+        sigma = self.options.heatmap_sigma
+        return {
+            "source": source,
+            "target": to_unit(batch["target_image"]),
+            "source_pose": gaussian_heatmaps(batch["source_keypoints"], size, sigma, keep_outside=True),
+            "target_pose": gaussian_heatmaps(batch["target_keypoints"], size, sigma, keep_outside=True),
+        }
+
+    def vgg_params(self) -> dict[str, Any]:
+        if self._vgg_params is None:
+            params = resolve_vgg(self.options.vgg_path, self.options.vgg_fallback_random)
+            self._vgg_params = jax.tree.map(np.asarray, params)
+        return self._vgg_params
+
+    def _stage_players(self, stage: str) -> tuple[str, ...]:
+        if stage not in STAGES:
+            raise ValueError(f"GFLA has stages {STAGES}, not {stage!r}")
+        return tuple(self.options.stage_players.get(stage, ("gen",) if stage == "flow" else self.players))
+
+    # ------------------------------------------------------------------------------------------ init
+
+    def init(self, rng: jax.Array, batch: Mapping[str, Any], stage: str) -> PlayerVariables:
+        x = self.inputs(batch)
+        g_rng, d_rng, gi_rng, di_rng = jax.random.split(rng, 4)
+        net = self.flow_generator if stage == "flow" else self.generator
+        gen = dict(net.init(g_rng, x["source"], x["source_pose"], x["target_pose"]))
+        if self.options.init_gain:
+            gen["params"] = orthogonal_reinit(gen["params"], gi_rng, self.options.init_gain)
+        gen["vgg"] = jax.tree.map(jnp.asarray, self.vgg_params())
+        out = {"gen": gen}
+        if "disc" in self._stage_players(stage):
+            disc = dict(self.disc.init(d_rng, x["target"]))
+            if self.options.init_gain:
+                disc["params"] = orthogonal_reinit(disc["params"], di_rng, self.options.init_gain)
+            out["disc"] = disc
+        return out
+
+    # ------------------------------------------------------------------------------------------ pieces
+
+    def _generate(self, gen_vars: Mapping[str, Any], x: Mapping[str, jax.Array]) -> dict[str, Any]:
+        """Full generator when its params have the source/target nets, else the stage-1 flow net alone."""
+        params = {"params": gen_vars["params"]}
+        net = self.generator if "target" in gen_vars["params"] else self.flow_generator
+        return net.apply(params, x["source"], x["source_pose"], x["target_pose"])
+
+    def _disc(self, disc_vars: Mapping[str, Any], image: jax.Array) -> tuple[jax.Array, dict[str, Any]]:
+        """Training-mode D forward: one power iteration per spectral-normed conv, as torch does."""
+        logits, updates = self.disc.apply(dict(disc_vars), image, update_stats=True, mutable=["spectral"])
+        return logits, dict(updates)
+
+    def _correctness(self, vgg: Mapping[str, Any], x, flows, target_feats=None) -> jax.Array:
+        names = self._corr_layers()
+        if target_feats is None:
+            target_feats = self.vgg_corr.apply({"params": vgg}, x["target"])
+        source_feats = self.vgg_corr.apply({"params": vgg}, x["source"])
+        target_feats = {n: jax.lax.stop_gradient(target_feats[n]) for n in names}
+        source_feats = {n: jax.lax.stop_gradient(source_feats[n]) for n in names}
+        return correctness.correctness_loss(target_feats, source_feats, flows, self.cfg.attn_layer)
+
+    def _regularization(self, flows) -> jax.Array:
+        return flow_regularization.multi_affine_regularization(flows, self.cfg.kernel_sizes)
+
+    # ------------------------------------------------------------------------------------------ losses
+
+    def loss(
+        self, stage: str, player: str, variables: PlayerVariables, batch: Mapping[str, Any], rng: jax.Array
+    ) -> LossOutput:
+        del rng  # GFLA's losses are deterministic
+        x = self.inputs(batch)
+        if stage == "flow" and player == "gen":
+            return self._flow_loss(variables, x)
+        if stage == "full" and player == "disc":
+            return self._disc_loss(variables, x)
+        if stage == "full" and player == "gen":
+            return self._gen_loss(variables, x)
+        raise ValueError(f"GFLA has no loss for player {player!r} in stage {stage!r}")
+
+    def _flow_loss(self, variables: PlayerVariables, x) -> LossOutput:
+        w = self.weights
+        flows = self._generate(variables["gen"], x)["flows"]
+        terms = {
+            "correctness": self._correctness(variables["gen"]["vgg"], x, flows),
+            "regularization": self._regularization(flows),
+        }
+        total = (
+            w["flow_correctness"] * terms["correctness"] + w["flow_regularization"] * terms["regularization"]
+        )
+        return total, (terms, {})
+
+    def _disc_loss(self, variables: PlayerVariables, x) -> LossOutput:
+        fake = jax.lax.stop_gradient(self._generate(variables["gen"], x)["image"])
+        real_logits, upd = self._disc(variables["disc"], x["target"])
+        fake_logits, upd = self._disc({**variables["disc"], **upd}, fake)
+        total = gan.discriminator_loss(real_logits, fake_logits, self.options.gan_mode)
+        metrics = {"real_logit": jnp.mean(real_logits), "fake_logit": jnp.mean(fake_logits)}
+        return total, (metrics, {"disc": upd})
+
+    def _gen_loss(self, variables: PlayerVariables, x) -> LossOutput:
+        w = self.weights
+        vgg = variables["gen"]["vgg"]
+        out = self._generate(variables["gen"], x)
+        fake, flows = out["image"], out["flows"]
+        logits, disc_upd = self._disc(variables["disc"], fake)
+        real_feats = jax.tree.map(jax.lax.stop_gradient, self.vgg_full.apply({"params": vgg}, x["target"]))
+        fake_feats = self.vgg_full.apply({"params": vgg}, fake)
+        terms = {
+            "l1": jnp.mean(jnp.abs(fake - x["target"])),
+            "correctness": self._correctness(vgg, x, flows, target_feats=real_feats),
+            "adversarial": gan.generator_loss(logits, self.options.gan_mode),
+            "regularization": self._regularization(flows),
+            "content": perceptual.content_loss(fake_feats, real_feats, perceptual.GFLA_CONTENT_LAYERS),
+            "style": perceptual.style_loss(fake_feats, real_feats, self._style_layers()),
+        }
+        total = sum(w[k] * v for k, v in terms.items())
+        return total, (terms, {"disc": disc_upd})
+
+    # ------------------------------------------------------------------------------------------ predict
+
+    def predict(self, variables: PlayerVariables, batch: Mapping[str, Any]) -> dict[str, jax.Array]:
+        """{image, warped (source warped by the finest flow), flows, masks}; stage-1 params give image = warped."""
+        x = self.inputs(batch)
+        out = self._generate(variables["gen"], x)
+        warped = warp_source(x["source"], out["flows"][-1])
+        return {
+            "image": out.get("image", warped),
+            "warped": warped,
+            "flows": out["flows"],
+            "masks": out["masks"],
+        }
+
+
+def warp_source(image: jax.Array, flow: jax.Array) -> jax.Array:
+    """Warp a full-resolution image by a low-resolution flow: bilinear upsampling, values scaled to pixels."""
+    from ptx.ops import resample
+
+    b, h, w, _ = image.shape
+    fh, fw = flow.shape[1:3]
+    up = jax.image.resize(flow, (b, h, w, 2), "bilinear")
+    up = up * jnp.asarray([w / fw, h / fh], up.dtype)
+    return resample(image, up)
+
+
+def baselines(batch: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Trivial predictions to beat: copy the source image, and the mean target image of the batch."""
+    source = np.asarray(batch["source_image"], np.float32) / 127.5 - 1.0
+    target = np.asarray(batch["target_image"], np.float32) / 127.5 - 1.0
+    return {
+        "copy_source": source,
+        "mean_image": np.broadcast_to(target.mean(axis=0, keepdims=True), target.shape),
+    }
+
+
+def build(config) -> GFLA:
+    """``config.model``: ``ptx.models.gfla.Config`` fields; ``config.loss``: weights (+ ``gan_mode``);
+    top level: ``vgg_path``, ``vgg_fallback_random``, ``heatmap_sigma``, ``init_gain``."""
+    model = dict(config.model)
+    fields = {f.name for f in dataclasses.fields(models.Config)}
+    unknown = sorted(set(model) - fields)
+    if unknown:
+        raise ValueError(f"config.model has unknown keys {unknown}; gfla Config fields: {sorted(fields)}")
+    loss = dict(config.get("loss", {}))
+    gan_mode = loss.pop("gan_mode", "lsgan")
+    stages = {s.name: tuple(s.players) + tuple(s.get("freeze", ())) for s in config.get("stages", ())}
+    options = Options(
+        weights={k: float(v) for k, v in loss.items()},
+        gan_mode=gan_mode,
+        heatmap_sigma=float(config.get("heatmap_sigma", 6.0)),
+        vgg_path=str(config.get("vgg_path", "")),
+        vgg_fallback_random=bool(config.get("vgg_fallback_random", False)),
+        init_gain=float(config.get("init_gain", 0.02)),
+        stage_players=stages,
+    )
+    return GFLA(models.Config(**model), options)
