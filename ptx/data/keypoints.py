@@ -4,8 +4,8 @@ Joint order is the COCO-18 / OpenPose order of the originals' annotation CSVs (`
 each field a JSON list of 18 integers, -1 = missing). Keypoints are ``(y, x)`` = (row, column) in pixels of
 their image; a joint is missing when either coordinate is -1.
 
-Part groupings differ between methods, so each is given under its method's name with the card that defines it
-(``shared/reference/*.md``):
+:data:`PARTS` groups the joints into head, torso, arms and legs. Part groupings differ between methods, so each
+method's is given under its name with the card that defines it (``shared/reference/*.md``):
 
 * :data:`PSSIM_PARTS` -- the 10 soft part masks of pSSIM (``make_gaussain_limb_masks``): 9 limbs given by two
   joints and a torso given by the mean of the shoulders and the mean of the hips, with the perpendicular sigma.
@@ -42,6 +42,16 @@ LIMBS = (
 
 # Left <-> right swap: FLIP_PERM[i] is the joint that lands on slot i after a horizontal flip.
 FLIP_PERM = (0, 1, 5, 6, 7, 2, 3, 4, 11, 12, 13, 8, 9, 10, 15, 14, 17, 16)
+
+# Coarse body parts by joint (for visualisation, masks and sanity checks); method-specific groupings follow.
+PARTS = {
+    "head": (0, 14, 15, 16, 17),
+    "torso": (1, 2, 5, 8, 11),
+    "right_arm": (2, 3, 4),
+    "left_arm": (5, 6, 7),
+    "right_leg": (8, 9, 10),
+    "left_leg": (11, 12, 13),
+}
 
 # pSSIM (pssim.md section 3): mask channel k+1 for entry k; (joints, sigma_perp). The torso's endpoints are the
 # mean of its first two joints (shoulders) and the mean of its last two (hips).
