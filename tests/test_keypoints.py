@@ -18,9 +18,8 @@ def test_names_and_tables_are_consistent():
     assert len(K.LIMBS) == 19 and len(K.DEFGAN_MA_MASK_LIMBS) == 23 and len(K.CASD_LIMBS) == 12
     for table in (K.LIMBS, K.DEFGAN_MA_MASK_LIMBS, K.CASD_LIMBS):
         assert all(0 <= a < 18 and 0 <= b < 18 and a != b for a, b in table)
-    assert sorted(j for part in K.PARTS.values() for j in part) == sorted(
-        [*range(18), 2, 5]
-    )  # shoulders twice
+    joints = sorted(j for part in K.PARTS.values() for j in part)
+    assert joints == sorted([*range(18), 2, 5, 8, 11])  # shoulders and hips are torso and limb
     assert [p[0] for p in K.PSSIM_PARTS][-1] == "torso" and len(K.PSSIM_PARTS) == 10
     assert [p[0] for p in K.DEFGAN_PARTS][:2] == ["body", "head"] and len(K.DEFGAN_PARTS) == 10
 
