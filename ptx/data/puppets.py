@@ -825,28 +825,28 @@ def _box_blur(a: np.ndarray, r: int) -> np.ndarray:
 
 
 def _edges(region: np.ndarray, chain: np.ndarray) -> np.ndarray:
-    """1.0 next to a region or body-chain boundary (garment edges, silhouette, limb over torso), canvas res."""
-    edge = np.zeros(region.shape, np.float32)
+    """True next to a region or body-chain boundary (garment edges, silhouette, limb over torso), canvas res."""
     pelvis = chain == 9
     d0 = (region[1:] != region[:-1]) | ((chain[1:] != chain[:-1]) & ~pelvis[1:] & ~pelvis[:-1])
     d1 = (region[:, 1:] != region[:, :-1]) | (
         (chain[:, 1:] != chain[:, :-1]) & ~pelvis[:, 1:] & ~pelvis[:, :-1]
     )
-    edge[1:] += d0
-    edge[:-1] += d0
-    edge[:, 1:] += d1
-    edge[:, :-1] += d1
-    return np.minimum(edge, 1.0)
+    edge = np.zeros(region.shape, bool)
+    edge[1:] |= d0
+    edge[:-1] |= d0
+    edge[:, 1:] |= d1
+    edge[:, :-1] |= d1
+    return edge
 
 
 def _down(a: np.ndarray) -> np.ndarray:
-    """Mean over _SS x _SS blocks (the anti-aliasing box filter)."""
-    out = a[0::_SS, 0::_SS].astype(np.float32)
+    """Mean over _SS x _SS blocks (the anti-aliasing box filter) of a uint8 or bool array -> float32."""
+    out = a[0::_SS, 0::_SS].astype(np.uint16)
     for i in range(_SS):
         for j in range(_SS):
             if i or j:
                 out += a[i::_SS, j::_SS]
-    return out * (1.0 / (_SS * _SS))
+    return out.astype(np.float32) * np.float32(1.0 / (_SS * _SS))
 
 
 def render(
@@ -886,7 +886,7 @@ def render(
         x0, x1 = cols[0] // _SS, cols[-1] // _SS + 1
         region = region_full[y0 * _SS : y1 * _SS, x0 * _SS : x1 * _SS]
         mat = _REGION_MAT[region]
-        colour = _material_lut(identity)[mat]  # background material is black: colour is premultiplied
+        colour = np.take(_material_lut(identity), mat, axis=0)  # background is black: premultiplied
         t = view.t * _SS
         for material, garment, anchor in (
             (_M_UPPER, identity.upper, view.neck),
@@ -898,7 +898,7 @@ def render(
                 ay = anchor[1] * _SS + (_SS - 1) / 2 - y0 * _SS
                 u = (xs.astype(np.float32) - np.float32(ax)) / np.float32(t)
                 v = (ys.astype(np.float32) - np.float32(ay)) / np.float32(t)
-                colour[ys, xs] = _pattern_colours(garment, u, v)
+                colour[ys, xs] = np.clip(_pattern_colours(garment, u, v) + 0.5, 0, 255)
         chain = _CHAIN[group[y0 * _SS : y1 * _SS, x0 * _SS : x1 * _SS]]
         fg, cov = _down(colour), _down(region > 0)
         # volume: darken along boundaries, and towards the silhouette with light from the upper left
@@ -926,7 +926,7 @@ def _material_lut(identity: Identity) -> np.ndarray:
     lut[_M_EYE] = (35, 28, 26)
     lut[_M_MOUTH] = skin * np.array([0.75, 0.5, 0.5], np.float32)
     lut[_M_BROW] = np.asarray(identity.hair_colour, np.float32) * 0.8
-    return lut
+    return np.clip(lut + 0.5, 0, 255).astype(np.uint8)
 
 
 def _floor_shadow(image: np.ndarray, view: _View) -> None:
