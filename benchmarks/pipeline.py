@@ -10,6 +10,7 @@ keypoint transform; batches are numpy arrays ready for device transfer. Target: 
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import tempfile
 import time
@@ -29,6 +30,8 @@ def measure(cfg, *, batch_size: int, batches: int, worker_count: int) -> float:
         batch = next(it)
     elapsed = time.perf_counter() - start
     assert batch["source_image"].shape[0] == batch_size
+    del it, loader, batch  # stop the worker processes now rather than at interpreter exit
+    gc.collect()
     return batches * batch_size / elapsed
 
 

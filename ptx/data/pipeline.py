@@ -160,7 +160,17 @@ def _builder(data_cfg: ml_collections.ConfigDict) -> Any:
         file=sys.stderr,
         flush=True,
     )
-    return data_builders.build("puppets", data_dir=data_cfg.data_dir, config=builder.builder_config.name)
+    try:
+        return data_builders.build("puppets", data_dir=data_cfg.data_dir, config=builder.builder_config.name)
+    except OSError:
+        # Several processes (multi-host) may build at once; each writes its own temporary folder and the
+        # first rename wins. A later one fails to rename: use the finished dataset.
+        again = data_builders.get_builder(
+            "puppets", data_dir=data_cfg.data_dir, config=builder.builder_config.name
+        )
+        if again.is_prepared():
+            return again
+        raise
 
 
 def pair_source(data_cfg: ml_collections.ConfigDict, split: str) -> tuple[PairSource, tuple[int, int]]:
