@@ -126,3 +126,45 @@ def test_identities_vary():
 def test_preview_grid():
     g = P.preview_grid(3, "market", seed=1, columns=2)
     assert g.shape == (256, 128, 3) and g.dtype == np.uint8
+
+
+def test_edges_are_anti_aliased(samples):
+    # A background pixel touching the person is partly covered by it (2x supersampling): its colour is off the
+    # plain background colour a few pixels further out.
+    blended = total = 0
+    for _, _, r in samples["fashion"][:4]:
+        img = r["image"].astype(np.int32)
+        # The parsing takes each pixel's lower-right sub-sample, so the background-labelled pixels right of the
+        # person are the partly covered ones.
+        for flip in (True,):
+            person = r["parsing"][:, ::-1] > 0 if flip else r["parsing"] > 0
+            im = img[:, ::-1] if flip else img
+            ys, xs = np.nonzero(~person[:, 3:-1] & person[:, 4:] & ~person[:, :-4])
+            xs = xs + 3
+            diff = np.abs(im[ys, xs] - im[ys, xs - 3]).max(axis=1)
+            blended += int((diff > 6).sum())
+            total += len(ys)
+    assert total > 100 and blended / total > 0.4, (blended, total)
+
+
+def test_side_views_hide_some_far_limb_joints():
+    hidden = 0
+    sides = 0
+    for i in range(80):
+        ident = P.sample_identity(i)
+        pose = P.sample_pose(i, "market", identity=ident)
+        if pose[0, 0] >= 0 and (pose[14:16, 0] >= 0).sum() == 1:  # profile
+            sides += 1
+            r = P.render(ident, pose, "market")
+            in_frame = (pose[:, 0] >= 0) & (pose[:, 0] <= 127) & (pose[:, 1] >= 0) & (pose[:, 1] <= 63)
+            hidden += int(((r["keypoints"][:14, 0] == -1) & in_frame[:14]).sum())
+    assert sides >= 5 and hidden >= sides  # on average at least one body joint hidden per profile view
+
+
+def test_same_identity_keeps_its_colours_across_poses():
+    ident = P.sample_identity(21)
+    means = []
+    for seed in range(3):
+        r = P.render(ident, P.sample_pose(seed, "fashion", identity=ident), "fashion")
+        means.append(r["image"][r["parsing"] == 5].astype(np.float32).mean(0))  # upper clothes
+    assert max(np.abs(m - means[0]).max() for m in means) < 25
