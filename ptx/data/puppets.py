@@ -194,7 +194,7 @@ def _pose_angles(rng: np.random.Generator, kind: str) -> dict[str, tuple[float, 
         return (u(1, 7), u(-4, 6), u(0, 8), 0.0)
 
     def hip_hand():
-        return (u(35, 55), u(-15, 5), u(95, 125), 80.0)
+        return (u(30, 45), u(-12, 5), u(65, 88), u(75, 90))  # wrist lands on the hip
 
     def raised():
         return (u(100, 168), u(-10, 25), u(0, 70), 90.0)
@@ -660,8 +660,6 @@ class _Painter:
                 c.capsule(
                     top, _lerp(kp[sho], kp[elb], f), r_sho * 1.08, _lerp(r_sho, r_elb, f) * 1.1, _R_UPPER
                 )
-            elif i.upper.kind == "tank":
-                c.disc(kp[sho] + (kp[elb] - kp[sho]) * 0.05, r_sho * 0.95, _R_UPPER)
         if self.has(elb, wri):
             c.g = _G[("farm", side)]
             c.capsule(kp[elb], kp[wri], r_elb * 0.95, r_wri, _R_ARM[side])
