@@ -102,6 +102,7 @@ class Identity:
     hips: float
     build: float  # limb and waist thickness factor
     head: float  # head size factor
+    legs: float  # leg length factor (used when poses are sampled for this identity)
     skin: Colour
     hair_style: str
     hair_colour: Colour
@@ -148,6 +149,7 @@ def sample_identity(seed: int) -> Identity:
         hips=float(rng.uniform(0.92, 1.12)),
         build=float(rng.uniform(0.85, 1.2)),
         head=float(rng.uniform(0.92, 1.08)),
+        legs=float(rng.uniform(0.94, 1.06)),
         skin=_jitter(rng, SKIN_TONES[rng.integers(len(SKIN_TONES))], 6),
         hair_style=hair_style,
         hair_colour=_jitter(rng, HAIR_COLOURS[rng.integers(len(HAIR_COLOURS))], 6),
@@ -227,6 +229,7 @@ def _skeleton_3d(rng: np.random.Generator, kind: str, identity: Identity | None)
     sh = SHOULDER * (identity.shoulders if identity else 1.0)
     hp = HIP * (identity.hips if identity else 1.0)
     head = identity.head if identity else 1.0
+    legs = identity.legs if identity else 1.0
     lean, tilt = math.radians(rng.normal(0, 3)), math.radians(rng.normal(0, 2))
     up = _unit(np.array([math.sin(tilt), math.sin(lean), 1.0]))
     lat = _unit(np.array([1.0, 0.0, -math.sin(tilt)]))
@@ -243,8 +246,8 @@ def _skeleton_3d(rng: np.random.Generator, kind: str, identity: Identity | None)
         j[elb] = j[sho] + d1 * UPPER_ARM
         j[wri] = j[elb] + d2 * FOREARM
         d1, d2 = _limb_dirs(s, *ang[f"{side}_leg"], arm=False)
-        j[kne] = j[hip] + d1 * THIGH
-        j[ank] = j[kne] + d2 * SHIN
+        j[kne] = j[hip] + d1 * THIGH * legs
+        j[ank] = j[kne] + d2 * SHIN * legs
     centre = j[1] + up * HEAD_UP * head
     fwd = _unit(np.cross(up, lat))
     for k, (off, _, _) in _FACE.items():
@@ -797,7 +800,7 @@ def _market_background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
             img[m] = col
         else:
             img[max(y0, 0) : max(y0 + hh, 0), max(x0, 0) : max(x0 + ww, 0)] = col
-    img += rng.normal(0, 6, (h, w, 1)).astype(np.float32)
+    img += rng.normal(0, 3, (h, w, 1)).astype(np.float32)
     shade = np.linspace(rng.uniform(0.8, 1.1), rng.uniform(0.8, 1.1), w, dtype=np.float32)[None, :, None]
     img = img * shade
     # soften: a 3-tap box blur in each direction
