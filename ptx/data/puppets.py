@@ -47,7 +47,7 @@ HEAD_UP = 0.118  # neck keypoint -> head centre
 HEAD_RX, HEAD_RY = 0.05, 0.064
 # Face points in the head frame (lateral-left, forward, up) and the normal that decides whether they are seen.
 _FACE = {
-    0: ((0.0, 0.052, -0.012), (0.0, 1.0, 0.0), -0.25),  # nose
+    0: ((0.0, 0.052, -0.02), (0.0, 1.0, 0.0), -0.25),  # nose
     14: ((0.021, 0.043, 0.006), (0.45, 0.9, 0.0), 0.0),  # Leye
     15: ((-0.021, 0.043, 0.006), (-0.45, 0.9, 0.0), 0.0),  # Reye
     16: ((0.049, -0.004, -0.002), (0.95, -0.3, 0.0), -0.45),  # Lear
@@ -369,8 +369,8 @@ _G = {
 _CHAIN = np.zeros(256, np.uint8)
 _CHAIN[_G_TORSO] = 1
 _CHAIN[_G_PELVIS] = 9  # trousers run into the legs without a seam
-_CHAIN[[_G_NECK, _G_HEAD]] = 2
-_CHAIN[_G_HAIR] = 3
+_CHAIN[[_G_HEAD, _G_HAIR]] = 2
+_CHAIN[_G_NECK] = 3  # a soft jaw line
 for _i, _s in enumerate("RL"):
     _CHAIN[[_G[(p, _s)] for p in ("uarm", "farm", "hand")]] = 4 + _i
     _CHAIN[[_G[(p, _s)] for p in ("thigh", "shin", "foot")]] = 6 + _i
@@ -678,7 +678,7 @@ class _Painter:
         v, c = self.v, self.c
         c.g = _G_NECK
         top = v.neck + v.up * HEAD_UP * self.i.head * 0.8 * self.t
-        c.capsule(v.neck + v.up * 0.01 * self.t, top, 0.03 * self.t, 0.027 * self.t, _R_FACE)
+        c.capsule(v.neck + v.up * 0.01 * self.t, top, 0.034 * self.t, 0.03 * self.t, _R_FACE)
         if v.face and v.cos > 0.3:  # the garment's neckline opening
             deep = 0.045 if self.i.upper.kind == "tank" else 0.022
             c.ellipse(
@@ -739,7 +739,7 @@ class _Painter:
                     c.ellipse(kp[eye] + v.up * 0.02 * t, er * 0.42, er * 1.6, _R_BROW, axis=v.right)
                     c.ellipse(kp[eye], er * 0.8, er * (1.25 - 0.3 * abs(v.sin)), _R_EYE, axis=v.right)
             if self.has(0):
-                mouth = kp[0] - v.up * 0.026 * t - v.right * v.sin * 0.014 * t
+                mouth = kp[0] - v.up * 0.019 * t - v.right * v.sin * 0.014 * t
                 c.ellipse(mouth, er * 0.7, er * (2.2 - 1.2 * abs(v.sin)), _R_MOUTH, axis=v.right)
 
     # --- order ------------------------------------------------------------------------------------------------
@@ -751,20 +751,23 @@ class _Painter:
         arms_behind = [far] if side_view else []
         arms_front = [s for s in (far, near) if s not in arms_behind]
         legs = [far, near] if abs(v.sin) > 0.2 else ["R", "L"]
-        hair_behind = v.cos > 0.15
+        # long hair hangs behind the torso seen from the front, over the neck in profile, over the head from behind
+        hair = "front" if v.cos > 0.15 else ("back" if v.cos < -0.3 and not v.face else "side")
         for s in arms_behind:
             self.arm(s)
-        if hair_behind:
+        if hair == "front":
             self.hair_back()
         for s in legs:
             self.leg(s)
         if self.has(1) or self.has(2, 5):
             self.pelvis()
             self.torso()
-        if not hair_behind:
-            self.hair_back()
         self.neck()
+        if hair == "side":
+            self.hair_back()
         self.head()
+        if hair == "back":
+            self.hair_back()
         for s in arms_front:
             self.arm(s)
 
