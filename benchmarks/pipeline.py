@@ -18,21 +18,22 @@ import time
 from ptx.data import pipeline
 
 
-def measure(cfg, *, batch_size: int, batches: int, worker_count: int) -> float:
+def measure(cfg, *, batch_size: int, batches: int, worker_count: int) -> tuple[float, float]:
+    """(pairs/s wall clock, CPU seconds of this process per pair; the latter excludes worker processes)."""
     loader = pipeline.make_loader(
         cfg, split="train", batch_size=batch_size, seed=0, worker_count=worker_count
     )
     it = iter(loader)
     for _ in range(max(2, worker_count * 2)):  # start the workers, fill their buffers
         next(it)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for _ in range(batches):
         batch = next(it)
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     assert batch["source_image"].shape[0] == batch_size
     del it, loader, batch  # stop the worker processes now rather than at interpreter exit
     gc.collect()
-    return batches * batch_size / elapsed
+    return batches * batch_size / elapsed, cpu / (batches * batch_size)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -55,8 +56,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(f"puppets/{args.config}, image size {size}, batch {args.batch_size}, {os.cpu_count()} CPU cores")
     for workers in args.workers:
-        rate = measure(cfg, batch_size=args.batch_size, batches=args.batches, worker_count=workers)
-        print(f"worker_count={workers}: {rate:8.1f} pairs/s  ({2 * rate:8.1f} images/s)")
+        rate, cpu = measure(cfg, batch_size=args.batch_size, batches=args.batches, worker_count=workers)
+        line = f"worker_count={workers}: {rate:8.1f} pairs/s  ({2 * rate:8.1f} images/s)"
+        if workers == 0:  # all work is in this process: CPU time per pair bounds what idle cores can do
+            line += f"; {1e3 * cpu:.2f} CPU ms/pair -> {2 / cpu:.0f} pairs/s on 2 idle cores"
+        print(line)
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ from ptx.data.keypoints import LIP_FLIP_PERM, flip_keypoints
 
 ROLES = ("source", "target")
 DEFAULT_DATA_DIR = os.environ.get("PTX_DATA_DIR", "~/ptx_datasets")
+READ_THREADS = 2  # record reads are cheap next to JPEG decoding, which runs in the map (or in the workers)
 _PARSING_FLIP = np.arange(256, dtype=np.uint8)
 _PARSING_FLIP[: len(LIP_FLIP_PERM)] = LIP_FLIP_PERM
 
@@ -70,16 +71,32 @@ def default_data_config(
 
 
 class PairSource:
-    """Random access to pairs: pair i = the two image records its table row names (images stored once)."""
+    """Random access to pairs: pair i = the two image records its table row names (images stored once).
 
-    def __init__(self, images: Any, src: np.ndarray, dst: np.ndarray, description: str):
+    With a ``decode`` transform, items come out decoded: grain reads items in threads, and PIL releases the
+    GIL while decoding and resizing, so decoding here uses several cores even with ``worker_count=0``.
+    """
+
+    def __init__(
+        self,
+        images: Any,
+        src: np.ndarray,
+        dst: np.ndarray,
+        description: str,
+        decode: DecodePair | None = None,
+    ):
         self._images, self._src, self._dst, self._description = images, src, dst, description
+        self._decode = decode
+
+    def with_decode(self, decode: DecodePair) -> PairSource:
+        return PairSource(self._images, self._src, self._dst, self._description, decode)
 
     def __len__(self) -> int:
         return len(self._src)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        return {"source": self._images[int(self._src[i])], "target": self._images[int(self._dst[i])]}
+        pair = {"source": self._images[int(self._src[i])], "target": self._images[int(self._dst[i])]}
+        return self._decode.map(pair) if self._decode is not None else pair
 
     def __repr__(self) -> str:
         return f"PairSource({self._description}, {len(self)} pairs)"
@@ -228,7 +245,7 @@ def make_loader(
             shard_index=shard_index, shard_count=shard_count, drop_remainder=True
         ),
     )
-    ops: list[Any] = [
+    source = source.with_decode(
         DecodePair(
             size=size,
             frame=frame,
@@ -236,13 +253,18 @@ def make_loader(
             parsing=bool(data_cfg.get("parsing")),
             names=bool(data_cfg.get("names")),
         )
-    ]
+    )
+    ops: list[Any] = []
     if data_cfg.get("flip"):
         ops.append(RandomFlip())
     ops.append(grain.transforms.Batch(batch_size, drop_remainder=True))
     if worker_count:
         _allow_grain_workers()
-    return grain.DataLoader(data_source=source, sampler=sampler, operations=ops, worker_count=worker_count)
+    # grain's default reads ahead 500 records with 16 threads: costly to start and pointless on few cores.
+    read = grain.ReadOptions(num_threads=READ_THREADS, prefetch_buffer_size=max(32, 4 * batch_size))
+    return grain.DataLoader(
+        data_source=source, sampler=sampler, operations=ops, worker_count=worker_count, read_options=read
+    )
 
 
 def _allow_grain_workers() -> None:
