@@ -106,6 +106,8 @@ class Identity:
     skin: Colour
     hair_style: str
     hair_colour: Colour
+    hair_fringe: float  # 0 = high forehead; larger = hair lower on the face
+    hair_part: float  # sideways offset of the hairline (fraction of the head's half-width)
     upper: Garment
     lower: Garment
     shoes: Colour
@@ -153,6 +155,8 @@ def sample_identity(seed: int) -> Identity:
         skin=_jitter(rng, SKIN_TONES[rng.integers(len(SKIN_TONES))], 6),
         hair_style=hair_style,
         hair_colour=_jitter(rng, HAIR_COLOURS[rng.integers(len(HAIR_COLOURS))], 6),
+        hair_fringe=float(rng.choice([0.0, rng.uniform(0.02, 0.14)], p=(0.5, 0.5))),
+        hair_part=float(rng.uniform(-0.15, 0.15)),
         upper=upper,
         lower=lower,
         shoes=_jitter(rng, SHOE_COLOURS[rng.integers(len(SHOE_COLOURS))], 8),
@@ -448,7 +452,7 @@ class _View:
 
 def _infer_view(keypoints: np.ndarray, identity: Identity) -> _View:
     kps = np.asarray(keypoints, np.float64).reshape(18, 2)
-    present = K.is_present(kps)
+    present = K.is_present(kps) & np.all(np.isfinite(kps), axis=1)
     kp = np.where(present[:, None], kps[:, ::-1], np.nan)  # (x, y)
 
     def get(*idx):
@@ -727,10 +731,12 @@ class _Painter:
         c.ellipse(
             centre + v.up * 0.1 * ry + back * 0.12 * rx, rx * 1.08 * cap, ry * 1.05 * cap, _R_HAIR, axis=v.up
         )
-        if v.face:
-            fc = centre - v.up * (0.16 if style != "buzz" else 0.08) * ry + v.right * v.sin * 0.25 * rx
+        if v.face:  # the face shows through the hair; the fringe sets the forehead, the parting its slant
+            fy = (0.84 if style != "buzz" else 0.92) - i.hair_fringe
+            side = v.sin * 0.25 + i.hair_part * abs(v.cos)
+            fc = centre - v.up * (1.0 - fy) * ry + v.right * side * rx
             fx = rx * (0.86 - 0.12 * abs(v.sin))
-            c.ellipse(fc, fx, ry * 0.84, _R_FACE, axis=v.up)
+            c.ellipse(fc, fx, ry * fy, _R_FACE, axis=v.up)
             if self.has(0):  # the nose (it sticks out of the head's outline in profile)
                 c.ellipse(kp[0] - v.right * v.sin * 0.008 * t, 0.011 * t, 0.013 * t, _R_FACE, axis=v.up, n=12)
             er = max(0.0075 * t, 0.55)
