@@ -107,6 +107,28 @@ def test_render_survives_missing_joints():
         assert r["image"].shape == (256, 176, 3)
     empty = P.render(ident, np.full((18, 2), -1, np.float32), "market")
     assert np.all(empty["keypoints"] == -1)
+    odd = P.sample_pose(0, "market").copy()
+    odd[3] = np.nan
+    odd[4] = 1e6
+    r = P.render(ident, odd, "market")
+    assert r["keypoints"][3, 0] == -1 and r["keypoints"][4, 0] == -1
+
+
+def test_poses_have_anatomical_bone_lengths():
+    # Orthographic projection only shortens bones: each 2D bone is at most its 3D length (in units of the
+    # standing height T, recovered from the torso, which stays nearly upright).
+    bones = {(2, 3): P.UPPER_ARM, (3, 4): P.FOREARM, (8, 9): P.THIGH, (9, 10): P.SHIN}
+    for i in range(40):
+        ident = P.sample_identity(i)
+        kp = P.sample_pose(i, "fashion", identity=ident)
+        t = np.hypot(*(kp[1] - (kp[8] + kp[11]) / 2)) / P.TORSO
+        for (a, b), length in bones.items():
+            for off in (0, 3):  # right and left limb
+                bone = np.hypot(*(kp[a + off] - kp[b + off]))
+                assert bone <= length * t * ident.legs * 1.06 + 2, (i, a + off, b + off, bone, length * t)
+        # shoulders are a shoulder-width apart at most, hips below the neck
+        assert np.hypot(*(kp[2] - kp[5])) <= 2 * P.SHOULDER * ident.shoulders * t * 1.05 + 2
+        assert kp[8, 0] > kp[1, 0] and kp[11, 0] > kp[1, 0]
 
 
 def test_bad_input_errors():
