@@ -231,3 +231,22 @@ def test_resume_with_two_worker_processes(market):
         got = next(resumed)
         for k in want:
             np.testing.assert_array_equal(got[k], want[k])
+
+
+def test_resume_through_grain_checkpoint_handler(market, tmp_path):
+    """The way the trainer saves it (Orbax item handler): files written, iterator restored mid-stream."""
+    import grain
+    from etils import epath
+
+    _, data_dir = market
+    cfg = _cfg(data_dir, "market1501_pose", flip=True)
+    it = iter(pipeline.make_loader(cfg, split="train", batch_size=4, seed=9))
+    next(it)
+    handler = grain.checkpoint.CheckpointHandler()
+    handler.save(epath.Path(tmp_path), args=grain.checkpoint.CheckpointSave(it))
+    want = next(it)
+    resumed = iter(pipeline.make_loader(cfg, split="train", batch_size=4, seed=9))
+    handler.restore(epath.Path(tmp_path), args=grain.checkpoint.CheckpointRestore(resumed))
+    got = next(resumed)
+    for k in want:
+        np.testing.assert_array_equal(got[k], want[k])
