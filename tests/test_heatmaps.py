@@ -4,7 +4,7 @@ import jax
 import numpy as np
 import pytest
 
-from ptx.data.heatmaps import gaussian_heatmaps, point_maps
+from ptx.data.heatmaps import casd_limb_maps, gaussian_heatmaps, point_maps
 
 
 def cords_to_map_numpy(kps, size, sigma, truncate=True, keep_outside=False):
@@ -87,3 +87,34 @@ def test_golden_heatmaps(golden_dir, name, kp_key, map_key, size, sigma):
     ref = z[map_key].reshape(k.shape[0], 18, *size).transpose(0, 2, 3, 1)
     got = np.asarray(gaussian_heatmaps(k, size, sigma))
     np.testing.assert_allclose(got, ref, atol=1e-6, rtol=0)
+
+
+def test_casd_point_and_limb_maps_match_golden(golden_dir):
+    z = np.load(golden_dir / "casd_fashion_small.npz")
+    img_a = z["input/img_A"]  # (B, 30, 256, 256): 18 one-pixel point maps, then 12 limb maps
+    bp, bpd = img_a[:, :18].transpose(0, 2, 3, 1), img_a[:, 18:].transpose(0, 2, 3, 1)
+    kps = np.full((bp.shape[0], 18, 2), -1, np.float32)
+    for b, k in np.ndindex(bp.shape[0], 18):  # CASD reads the joints back as the first pixel equal to 1
+        idx = np.flatnonzero(bp[b, ..., k].ravel() == 1.0)
+        if idx.size:
+            kps[b, k] = divmod(int(idx[0]), bp.shape[2])
+    assert (kps == -1).any()  # the fixture has a missing joint
+    np.testing.assert_array_equal(np.asarray(point_maps(kps, (256, 256))), bp)
+    np.testing.assert_allclose(np.asarray(casd_limb_maps(kps, (256, 256))), bpd, atol=1e-6, rtol=0)
+
+
+def test_casd_limb_maps_formula_and_coincident_quirk():
+    k = np.full((18, 2), -1.0, np.float32)
+    k[1] = (2, 3)  # neck
+    k[2] = (2, 9)  # Rsho: limb 0 is the horizontal line through row 2
+    k[5] = (6, 6)
+    k[6] = (6, 6)  # Lsho == Lelb: coincident joints of limb 4
+    maps = np.asarray(casd_limb_maps(k, (8, 12)))
+    assert maps.shape == (8, 12, 12)
+    rows = np.arange(8)[:, None] * np.ones((1, 12))
+    np.testing.assert_allclose(maps[..., 0], np.exp(-0.1 * np.abs(rows - 2)), atol=1e-6)
+    rr, cc = np.mgrid[0:8, 0:12]
+    np.testing.assert_allclose(maps[..., 4], np.sqrt(((rr - 6) ** 2 + (cc - 6) ** 2).sum()), rtol=1e-6)
+    assert not maps[..., 2].any()  # Relb missing
+    off = np.asarray(casd_limb_maps(k, (8, 12), reproduce_coincident_quirk=False))
+    assert not off[..., 4].any()

@@ -18,7 +18,7 @@ switchable here:
 * sigma: 6 for PATN, pSSIM, GFLA, Def-GAN, CASD; 12 for SCA-GAN.
 
 :func:`point_maps` reproduces the uint8 truncation quirk of PATN's fashion script and CASD's preprocessing (a 1 at
-the joint's pixel, 0 elsewhere).
+the joint's pixel, 0 elsewhere); :func:`casd_limb_maps` gives CASD's 12 limb distance maps.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from ptx.data.keypoints import MISSING, NUM_KEYPOINTS
+from ptx.data.keypoints import CASD_LIMBS, MISSING, NUM_KEYPOINTS
 
 
 def _centres(kps, size, truncate_centres: bool, keep_outside: bool):
@@ -86,3 +86,52 @@ def point_maps(keypoints, size: tuple[int, int], *, keep_outside: bool = False):
     """
     maps = gaussian_heatmaps(keypoints, size, 1.0, truncate_centres=False, keep_outside=keep_outside)
     return jnp.floor(maps)
+
+
+def casd_limb_maps(keypoints, size: tuple[int, int], *, reproduce_coincident_quirk: bool = True):
+    """CASD's limb "distance" maps (BPD): (..., 18, 2) keypoints -> float32 (..., h, w, 12).
+
+    For each limb of :data:`ptx.data.keypoints.CASD_LIMBS`, every pixel gets exp(-0.1 * its distance to the
+    infinite line through the two joints) (casd.md, "BPD"); the channel is zero when either joint is missing.
+    CASD reads the joints back from its uint8 point maps, so a joint outside the image counts as missing here
+    too; with the CSVs' integer keypoints this equals the original exactly. When both joints coincide the
+    original fills the channel with the Frobenius norm of the whole (2, h, w) offset field, without exp; kept
+    by default (``reproduce_coincident_quirk=False`` gives a zero channel instead).
+    """
+    kps = jnp.asarray(keypoints, jnp.float32)
+    if kps.shape[-2:] != (NUM_KEYPOINTS, 2):
+        raise ValueError(f"expected keypoints of shape (..., {NUM_KEYPOINTS}, 2) as (y, x), got {kps.shape}")
+    return _casd_limb_maps(kps, (int(size[0]), int(size[1])), bool(reproduce_coincident_quirk))
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _casd_limb_maps(kps, size, quirk):
+    y, x, valid, h, w = _centres(kps, size, False, False)
+    a_idx = jnp.array([a for a, _ in CASD_LIMBS])
+    b_idx = jnp.array([b for _, b in CASD_LIMBS])
+    y0, x0, y1, x1 = y[..., a_idx], x[..., a_idx], y[..., b_idx], x[..., b_idx]  # (..., 12)
+    ok = valid[..., a_idx] & valid[..., b_idx]
+    dy, dx = y1 - y0, x1 - x0
+    norm = jnp.sqrt(dy * dy + dx * dx)
+    rows = jnp.arange(h, dtype=jnp.float32)[:, None, None]  # (h, 1, 1)
+    cols = jnp.arange(w, dtype=jnp.float32)[None, :, None]  # (1, w, 1)
+    ry = rows - y0[..., None, None, :]
+    rx = cols - x0[..., None, None, :]
+    # |cross(p - p0, d)| / |d|: distance to the line through the two joints
+    dist = (
+        jnp.abs(ry * dx[..., None, None, :] - rx * dy[..., None, None, :])
+        / jnp.maximum(norm, 1e-12)[..., None, None, :]
+    )
+    maps = jnp.exp(-0.1 * dist)
+    coincident = norm == 0
+    if quirk:
+        # Frobenius norm of the offset field: sqrt(sum over the grid of (r - y0)^2 + (c - x0)^2)
+        r = jnp.arange(h, dtype=jnp.float32)
+        c = jnp.arange(w, dtype=jnp.float32)
+        s_rows = w * jnp.sum((r - y0[..., None]) ** 2, axis=-1)
+        s_cols = h * jnp.sum((c - x0[..., None]) ** 2, axis=-1)
+        const = jnp.sqrt(s_rows + s_cols)
+        maps = jnp.where(coincident[..., None, None, :], const[..., None, None, :], maps)
+    else:
+        ok = ok & ~coincident
+    return jnp.where(ok[..., None, None, :], maps, 0.0)
