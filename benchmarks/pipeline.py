@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
         rate, cpu = measure(cfg, batch_size=args.batch_size, batches=args.batches, worker_count=workers)
         line = f"worker_count={workers}: {rate:8.1f} pairs/s  ({2 * rate:8.1f} images/s)"
         if workers == 0:  # all work is in this process: CPU time per pair bounds what idle cores can do
-            line += f"; {1e3 * cpu:.2f} CPU ms/pair -> {2 / cpu:.0f} pairs/s on 2 idle cores"
+            line += f"; {1e3 * cpu:.2f} CPU ms/pair (ceiling on 2 idle cores: {2 / cpu:.0f} pairs/s)"
         print(line)
 
 
