@@ -335,8 +335,13 @@ def run_golden(arrays: dict[str, np.ndarray], meta: dict) -> dict[str, tuple[np.
 
 # ------------------------------------------------------------------------------------------------ CLI
 def _load(path: str) -> dict[str, np.ndarray]:
-    from ptx.convert import torch_io
+    try:
+        from ptx.convert import torch_io
+    except ImportError:  # the shared reader has not landed: plain torch
+        import torch
 
+        sd = torch.load(path, map_location="cpu", weights_only=True)
+        return {k: v.float().numpy() for k, v in sd.items()}
     return torch_io.load_state_dict(path)
 
 

@@ -1,0 +1,121 @@
+"""PATN on DeepFashion (paper) or fashion-style puppets (demo, tiny); also the shared PATN/pSSIM config builder.
+
+    python -m ptx.main --config configs/patn_fashion.py --workdir runs/patn_fashion \\
+        --config.vgg_path ~/.cache/torch/hub/checkpoints/vgg19-dcbb9e9d.pth
+    python -m ptx.main --config configs/patn_fashion.py:demo --workdir /tmp/patn_demo
+
+paper: the original's README recipe. DeepFashion at its 256x176 frame, batch 7, no flip; generator with 9
+attention blocks, ngf 64, instance norm, dropout; D_PP and D_PB ResnetDiscriminators (ndf 64, 3 blocks); loss
+1 L1 + 1 VGG19-relu1_2 L1 + 5 LSGAN, no image pool; Adam 2e-4, betas (0.5, 0.999), constant for 499 "epochs" of
+572 steps then linearly to 0 over 201 more (700 epochs, 400,400 steps). Pose maps are sigma-6 Gaussians
+(``heatmap=onehot`` gives the fashion script's uint8-truncated point maps; card section 5). Needs the torchvision
+VGG19 file and ``python -m data_builders deepfashion_pose``. Published: SSIM 0.773, IS 3.209 (PATN paper, Tab. 1).
+
+demo: fashion puppets at 64x44, ngf 16, 4 blocks, a few hundred steps: under 10 minutes on 2 CPU cores; beats
+copying the source and the mean target image in SSIM and L1 on held-out pairs (``tests/test_patn_demo_slow.py``).
+Uses the VGG19 file when present, otherwise seeded random VGG features (a warning says so).
+
+tiny: the smallest networks at 32x24 for tests.
+"""
+
+import os
+
+from configs import common
+
+VGG_DEFAULT = os.path.join("~", ".cache", "torch", "hub", "checkpoints", "vgg19-dcbb9e9d.pth")
+
+# Per dataset: (paper dataset, paper frame, paper batch, norm, steps per "epoch" (4000 pairs / batch), GAN mode,
+# image pool, demo/tiny sizes). Card sections 1, 3 and 4.
+DATA = {
+    "fashion": dict(
+        name="deepfashion_pose",
+        size=(256, 176),
+        batch=7,
+        norm="instance",
+        epoch=572,
+        gan_mode="lsgan",
+        pool=0,
+        demo=(64, 44),
+        tiny=(32, 24),
+    ),
+    "market": dict(
+        name="market1501_pose",
+        size=(128, 64),
+        batch=32,
+        norm="batch",
+        epoch=125,
+        gan_mode="nsgan",
+        pool=50,
+        demo=(64, 32),
+        tiny=(32, 16),
+    ),
+}
+# Loss weights of the official scripts: PATN (README) and pSSIM (scripts/train_*.sh, L1_type
+# FPart_BSSIM_plus_perL1_L1 with lambda_A = 0, window 7 / sigma 0.8).
+WEIGHTS = {
+    ("patn", "fashion"): dict(l1=1.0, perceptual=1.0, gan=5.0),
+    ("patn", "market"): dict(l1=10.0, perceptual=10.0, gan=5.0),
+    ("pssim", "fashion"): dict(l1=0.0, perceptual=1.0, pssim=1.0, gan=5.0),
+    ("pssim", "market"): dict(l1=0.0, perceptual=10.0, pssim=10.0, gan=5.0),
+}
+_NARROW = {
+    "demo": dict(ngf=16, n_blocks=4, ndf=16, n_blocks_d=1),
+    "tiny": dict(ngf=4, n_blocks=2, ndf=4, n_blocks_d=1),
+}
+
+
+def patn_config(arg, *, data: str, study: str = "patn") -> common.ConfigDict:
+    """Shared by configs/{patn,pssim}_{fashion,market}.py: ``study`` picks the loss preset."""
+    arg = common.parse_arg(arg, variant="paper", steps=0, batch=0, heatmap="gaussian", fsdp=False)
+    v = arg.variant
+    d = DATA[data]
+    c = common.base("patn")
+    c.data = common.ConfigDict(
+        {
+            "name": common.by_variant(v, paper=d["name"], demo="puppets", tiny="puppets"),
+            "builder_config": common.by_variant(v, paper="", demo=f"{data}_small", tiny=f"{data}_tiny"),
+            "data_dir": os.environ.get("PTX_DATA_DIR", "~/ptx_datasets"),
+            "image_size": common.by_variant(v, paper=d["size"], demo=d["demo"], tiny=d["tiny"]),
+            "flip": False,  # --no_flip in every official script
+            "edges": False,
+            "parsing": False,
+            "names": False,
+            "batch_size": arg.batch or common.by_variant(v, paper=d["batch"], demo=8, tiny=2),
+            "worker_count": 0,
+        }
+    )
+    c.model = common.ConfigDict({"norm": d["norm"], "heatmap": arg.heatmap, **_NARROW.get(v, {})})
+    loss = {"l1": 0.0, "perceptual": 0.0, "ssim": 0.0, "pssim": 0.0, "style": 0.0, **WEIGHTS[(study, data)]}
+    c.loss = common.ConfigDict(
+        {
+            **loss,
+            "gan_mode": d["gan_mode"],
+            "pool_size": common.by_variant(v, paper=d["pool"], demo=0, tiny=0),
+            "win_size": 7,
+            "win_sigma": 0.8,
+        }
+    )
+    epoch = d["epoch"]
+    steps = arg.steps or common.by_variant(v, paper=700 * epoch, demo=500, tiny=1)
+    if v == "paper":
+        adam = common.adam(
+            2e-4, 0.5, 0.999, schedule="linear", decay_start=499 * epoch, decay_steps=201 * epoch
+        )
+    else:
+        adam = common.adam(common.by_variant(v, demo=1e-3, tiny=2e-4), 0.5, 0.999)
+    c.optim = common.ConfigDict({p: adam for p in ("gen", "disc_image", "disc_pose")})
+    c.stages = [common.stage("train", steps, ["gen", "disc_image", "disc_pose"])]
+    c.vgg_path = common.by_variant(v, paper=VGG_DEFAULT, demo=VGG_DEFAULT, tiny="")
+    c.vgg_fallback_random = v != "paper"
+    c.sharding = common.sharding("fsdp" if arg.fsdp else "replicate")
+    c.ckpt = common.ckpt(every_steps=common.by_variant(v, paper=5000, demo=0, tiny=0), keep=3)
+    c.log = common.log(
+        every_steps=common.by_variant(v, paper=100, demo=50, tiny=1),
+        image_every_steps=common.by_variant(v, paper=2000, demo=250, tiny=0),
+    )
+    c.evals = common.ConfigDict()
+    return c
+
+
+def get_config(arg=None):
+    return patn_config(arg, data="fashion").lock()

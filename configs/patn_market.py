@@ -1,0 +1,20 @@
+"""PATN on Market-1501 (paper) or market-style puppets (demo, tiny).
+
+    python -m ptx.main --config configs/patn_market.py --workdir runs/patn_market \\
+        --config.vgg_path ~/.cache/torch/hub/checkpoints/vgg19-dcbb9e9d.pth
+    python -m ptx.main --config configs/patn_market.py:demo --workdir /tmp/patn_market_demo
+
+paper: the README recipe. Market-1501 128x64, batch 32, no flip; 9 attention blocks, ngf 64, batch norm, dropout;
+D_PP and D_PB with sigmoid outputs; loss 10 L1 + 10 VGG19-relu1_2 L1 + 5 BCE-GAN (BCE on logits), image pool 50;
+Adam 2e-4, betas (0.5, 0.999), constant for 499 "epochs" of 125 steps then linearly to 0 over 201 (87,500 steps).
+Needs the VGG19 file and ``python -m data_builders market1501_pose``. Published: SSIM 0.311, IS 3.323,
+mask-SSIM 0.811 (PATN paper, Tab. 1).
+
+demo: market puppets at 64x32, narrow networks, a few hundred steps on CPU; tiny: 32x16 for tests.
+"""
+
+from configs.patn_fashion import patn_config
+
+
+def get_config(arg=None):
+    return patn_config(arg, data="market").lock()

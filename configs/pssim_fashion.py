@@ -1,0 +1,17 @@
+"""The pSSIM study (Shi et al., BMVC 2020) on DeepFashion: PATN trained with the part-based SSIM loss.
+
+    python -m ptx.main --config configs/pssim_fashion.py --workdir runs/pssim_fashion \\
+        --config.vgg_path ~/.cache/torch/hub/checkpoints/vgg19-dcbb9e9d.pth
+    python -m ptx.main --config configs/pssim_fashion.py:demo --workdir /tmp/pssim_demo
+
+Same method, data, networks and schedule as ``configs/patn_fashion.py``; only the loss preset differs: the
+official ``--L1_type FPart_BSSIM_plus_perL1_L1`` with lambda_A 0, i.e. 1 VGG19-relu1_2 L1 + 1 * (1 - pSSIM)
+(window 7, sigma 0.8; part masks from the target keypoints) + 5 LSGAN. Other ``--L1_type`` choices are other
+weights in ``config.loss`` (``ptx.losses.pssim.RECONSTRUCTION_TERMS``), e.g. ``--config.loss.ssim=1``.
+"""
+
+from configs.patn_fashion import patn_config
+
+
+def get_config(arg=None):
+    return patn_config(arg, data="fashion", study="pssim").lock()
