@@ -545,6 +545,14 @@ def _pattern_colours(g: Garment, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     return cols[idx]
 
 
+THIGH_R = 0.047  # thigh radius at the hip joint (T units, times build)
+
+
+def _hip_width(i: Identity) -> float:
+    """Half-width of the hips over the thighs (T units): the garments there must cover both thighs."""
+    return HIP * i.hips + THIGH_R * i.build * 1.06
+
+
 def _lerp(p0, p1, f):
     return p0 + (p1 - p0) * f
 
@@ -581,7 +589,7 @@ class _Painter:
             (0.05, SHOULDER * i.shoulders + 0.02 * i.build, 0.058),
             (0.25, 0.093 * max(i.shoulders, i.build), 0.068),
             (0.62, 0.078 * i.build, 0.058),
-            (hem, 0.09 * i.hips * (0.6 + 0.4 * i.build), 0.066),
+            (hem, _hip_width(i) + 0.006, 0.066),
         )
         left = [self.at(t, -self.width(w, d)) for t, w, d in levels]
         right = [self.at(t, self.width(w, d)) for t, w, d in reversed(levels)]
@@ -591,7 +599,7 @@ class _Painter:
         i, c, v = self.i, self.c, self.v
         c.g = _G_PELVIS
         region = _R_SKIRT if "skirt" in i.lower.kind else _R_PANTS
-        w_waist, w_hip = 0.08 * i.build, 0.094 * i.hips * (0.6 + 0.4 * i.build)
+        w_waist, w_hip = 0.08 * i.build, _hip_width(i)
         pts = [self.at(0.6, -self.width(w_waist, 0.058)), self.at(1.0, -self.width(w_hip, 0.068))]
         if region == _R_SKIRT:
             frac = 0.5 if i.lower.kind == "skirt" else 0.85  # hem: down the legs (0.5 = knee)
@@ -621,7 +629,7 @@ class _Painter:
         hip, kne, ank = (8, 9, 10) if side == "R" else (11, 12, 13)
         i, c, t, kp = self.i, self.c, self.t, self.kp
         b = i.build
-        r_hip, r_knee, r_ankle = 0.052 * b * t, 0.036 * b * t, 0.023 * b * t
+        r_hip, r_knee, r_ankle = THIGH_R * b * t, 0.036 * b * t, 0.023 * b * t
         lower = i.lower.kind
         cover_region = _R_PANTS if lower in ("pants", "shorts") else _R_SKIRT
         if self.has(hip, kne):
@@ -658,9 +666,9 @@ class _Painter:
         sleeve = {"tank": 0.0, "tshirt": 0.45, "elbow": 1.0, "long": 1.97}[i.upper.kind]
         if self.has(sho, elb):
             c.g = _G[("uarm", side)]
-            top = (
-                kp[sho] + _unit(kp[elb] - kp[sho]) * 0.5 * r_sho
-            )  # keeps the deltoid under the shoulder line
+            # start one radius down the arm, so the deltoid's top sits at the shoulder line, not above it
+            shift = min(0.9 * r_sho, 0.4 * float(np.hypot(*(kp[elb] - kp[sho]))))
+            top = kp[sho] + _unit(kp[elb] - kp[sho]) * shift
             c.capsule(top, kp[elb], r_sho, r_elb, _R_ARM[side])
             if sleeve > 0:
                 f = min(sleeve, 1.0)
