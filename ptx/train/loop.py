@@ -1,0 +1,445 @@
+"""``run(config, workdir)``: every stage of a method, resumable, sharded, logged.
+
+Per stage: build the loader (this process's slice of each global batch), get the state's shapes with
+``eval_shape``, lay them out over the mesh, materialise the state already sharded (fresh, carried from the
+previous stage, or restored), jit the step once with donated state, then loop. The host reads device values
+only at logging, image, eval and checkpoint steps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import pathlib
+import signal
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import logging
+
+from ptx import registry
+from ptx.methods.protocol import Method, Stage
+from ptx.train import checkpoint, evaluation, optim, sharding
+from ptx.train import logging as tlog
+from ptx.train import state as tstate
+from ptx.train.step import make_train_step
+
+# (split, batch_size, seed, shuffle, num_epochs, shard_index, shard_count) -> iterable of numpy batches whose
+# iterator has grain's get_state/set_state (a grain.DataLoader).
+LoaderFactory = Callable[..., Iterable[dict[str, Any]]]
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss or metric went NaN/inf; the message names the stage, the step and the terms."""
+
+
+@dataclasses.dataclass
+class RunResult:
+    status: str  # "finished" | "preempted"
+    stage: str
+    stage_step: int
+    global_step: int
+    metrics: dict[str, float]
+
+
+def pipeline_loader_factory(data_cfg) -> LoaderFactory:
+    """The real input pipeline (``ptx.data.pipeline.make_loader``) bound to ``config.data``."""
+
+    def make(**kwargs):
+        from ptx.data import pipeline
+
+        return pipeline.make_loader(data_cfg, worker_count=data_cfg.get("worker_count", 0), **kwargs)
+
+    return make
+
+
+def stages_from_config(config) -> list[tuple[Stage, tuple[str, ...]]]:
+    """``config.stages`` as (Stage, frozen players); names must be unique and steps non-negative."""
+    out, seen = [], set()
+    if not config.stages:
+        raise ValueError("config.stages is empty: list at least one {name, num_steps, players}")
+    for s in config.stages:
+        if s.name in seen:
+            raise ValueError(f"config.stages: stage name {s.name!r} repeats")
+        if s.num_steps < 0:
+            raise ValueError(f"config.stages: stage {s.name!r} has num_steps {s.num_steps} < 0")
+        seen.add(s.name)
+        out.append((Stage(s.name, int(s.num_steps), tuple(s.players)), tuple(s.get("freeze", ()))))
+    return out
+
+
+class _StopFlag:
+    """Set by SIGTERM (preemption): the loop saves a checkpoint after the current step and returns."""
+
+    def __init__(self):
+        self.set = False
+        self._old = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread() and jax.process_count() == 1:
+            self._old = signal.signal(signal.SIGTERM, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        logging.warning("SIGTERM received: saving a checkpoint after this step, then exiting")
+        self.set = True
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGTERM, self._old)
+
+
+@dataclasses.dataclass
+class _StageSetup:
+    """What one stage needs: its loader, the layout of its state, its jitted functions."""
+
+    stage: Stage
+    index: int
+    offset: int  # global steps done before this stage
+    loader: Iterable
+    example: dict[str, np.ndarray]  # a host batch (for shapes and image grids)
+    abstract: Any
+    shardings: Any
+    init: Callable[[], tstate.TrainState]
+    train_step: Any
+    batch_sharding: Any
+    factory: LoaderFactory
+
+
+def _zeros_batch(shapes: dict[str, jax.ShapeDtypeStruct]) -> dict[str, jax.Array]:
+    return {k: jnp.zeros(s.shape, s.dtype) for k, s in shapes.items()}
+
+
+def _setup_stage(
+    config,
+    method: Method,
+    mesh,
+    factory: LoaderFactory,
+    index: int,
+    offset: int,
+    stage: Stage,
+    frozen: tuple[str, ...],
+) -> _StageSetup:
+    n_proc = jax.process_count()
+    global_batch = int(config.data.batch_size)
+    data_size = mesh.shape.get("data", 1)
+    if global_batch % n_proc or global_batch % data_size:
+        raise ValueError(
+            f"config.data.batch_size {global_batch} must divide by the process count {n_proc} and "
+            f"the mesh's data axis {data_size}"
+        )
+    loader = factory(
+        split="train",
+        batch_size=global_batch // n_proc,
+        seed=int(config.seed) + index,
+        shuffle=True,
+        num_epochs=None,
+        shard_index=jax.process_index(),
+        shard_count=n_proc,
+    )
+    example = sharding.device_batch(next(iter(loader)))
+    shapes = sharding.global_batch_shapes(example)
+    txs = optim.make_optimizers(config.optim, [p for p in stage.players if p not in frozen])
+    seed = int(config.seed)
+
+    def init():
+        rng = jax.random.fold_in(jax.random.PRNGKey(seed), index)
+        init_rng, train_rng = jax.random.split(rng)
+        variables = method.init(init_rng, _zeros_batch(shapes), stage.name)
+        return tstate.create(train_rng, variables, txs)
+
+    abstract = jax.eval_shape(init)
+    shardings = sharding.state_shardings(abstract, mesh, config.sharding)
+    batch_sh = sharding.batch_sharding(mesh)
+    step_fn = make_train_step(method, stage, txs)
+    train_step = jax.jit(
+        step_fn,
+        in_shardings=(shardings, batch_sh),
+        out_shardings=(shardings, sharding.replicated(mesh)),
+        donate_argnums=0,
+    )
+    return _StageSetup(
+        stage,
+        index,
+        offset,
+        loader,
+        example,
+        abstract,
+        shardings,
+        jax.jit(init, out_shardings=shardings),
+        train_step,
+        batch_sh,
+        factory,
+    )
+
+
+def _carry(setup: _StageSetup, st: tstate.TrainState, source: dict[str, Any], what: str) -> tstate.TrainState:
+    """Copy matching leaves of ``source`` ({player: variables}) into the fresh state's params and state."""
+    fresh = {p: {"params": st.params[p], **st.state[p]} for p in st.params}
+    tree, carried, total = tstate.carry_matching(source, fresh)
+    logging.info("stage %s: carried %d of %d variable leaves from %s", setup.stage.name, carried, total, what)
+    params = {p: v["params"] for p, v in tree.items()}
+    others = {p: {k: c for k, c in v.items() if k != "params"} for p, v in tree.items()}
+    params = jax.device_put(params, setup.shardings.params)
+    others = jax.device_put(others, setup.shardings.state)
+    return st.replace(params=params, state=others)
+
+
+def _init_from(path: str) -> dict[str, Any]:
+    """Converted weights: ``{player: params}`` or ``{player: {collection: tree}}`` -> ``{player: variables}``."""
+    tree = checkpoint.load_params(path)
+    return {p: (v if "params" in v else {"params": v}) for p, v in tree.items()}
+
+
+def _check_finite(
+    stage: str,
+    first_step: int,
+    history: list[dict[str, float]],
+    ckpt_step: int | None,
+    ckpt_dir: pathlib.Path,
+) -> None:
+    for j, metrics in enumerate(history):
+        bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
+        if bad:
+            terms = ", ".join(f"{k}={v}" for k, v in sorted(bad.items()))
+            where = f"step {ckpt_step} in {ckpt_dir}" if ckpt_step is not None else "none was written"
+            raise NonFiniteLossError(
+                f"non-finite loss in stage {stage!r} at step {first_step + j + 1}: {terms}. Stopped; the last good "
+                f"checkpoint is {where}."
+            )
+
+
+def _guard(level: str, quiet: bool):
+    """Forbid device-to-host copies on steps that should not sync (a debugging switch, ``config.log``)."""
+    return jax.transfer_guard_device_to_host(level) if level and quiet else contextlib.nullcontext()
+
+
+def _every(n: int, step: int) -> bool:
+    return n > 0 and step % n == 0
+
+
+def run(config, workdir: str | pathlib.Path, *, loader_factory: LoaderFactory | None = None) -> RunResult:
+    """Train every stage of ``config``; resume from the workdir's latest checkpoint if there is one."""
+    workdir = pathlib.Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    method = registry.get_method(config.method).build(config)
+    mesh = sharding.make_mesh(config.mesh)
+    factory = loader_factory or pipeline_loader_factory(config.data)
+    stages = stages_from_config(config)
+    offsets = np.cumsum([0] + [s.num_steps for s, _ in stages]).tolist()
+    ckpt = checkpoint.Checkpointer(
+        workdir / "checkpoints", keep=config.ckpt.keep, async_save=config.ckpt.async_save
+    )
+    writer = tlog.MetricWriter(workdir)
+    logging.info("mesh %s over %d devices, %d process(es)", dict(mesh.shape), mesh.size, jax.process_count())
+
+    latest = ckpt.latest_step()
+    meta = ckpt.meta(latest) if latest is not None else None
+    start_index = 0
+    if meta is not None:
+        start_index = int(meta["stage_index"])
+        if start_index >= len(stages) or stages[start_index][0].name != meta["stage"]:
+            raise ValueError(
+                f"checkpoint {latest} in {ckpt.directory} is from stage {meta['stage']!r} (index "
+                f"{start_index}), which this config's stages {[s.name for s, _ in stages]} lack"
+            )
+        logging.info(
+            "resuming from checkpoint %d (stage %s, step %d)", latest, meta["stage"], meta["stage_step"]
+        )
+
+    previous: dict[str, Any] | None = None
+    result = None
+    try:
+        with _StopFlag() as stop:
+            for index, (stage, frozen) in enumerate(stages):
+                if index < start_index:
+                    continue
+                setup = _setup_stage(config, method, mesh, factory, index, offsets[index], stage, frozen)
+                resume = meta is not None and index == start_index
+                if resume and int(meta["stage_step"]) >= stage.num_steps:
+                    st = ckpt.restore(latest, setup.abstract, setup.shardings, None)
+                    logging.info("stage %s already finished", stage.name)
+                    previous = st.variables()
+                    continue
+                result = _run_stage(
+                    config,
+                    setup,
+                    method,
+                    ckpt,
+                    writer,
+                    stop,
+                    previous,
+                    (latest, meta) if resume else None,
+                    workdir,
+                )
+                if result.status != "finished":
+                    return result
+                previous = result.final_variables
+            if result is None:
+                result = _Outcome(
+                    "finished", stages[-1][0].name, stages[-1][0].num_steps, offsets[-1], {}, None
+                )
+            metrics = {"train": result.metrics, "stage": result.stage, "global_step": result.global_step}
+            if config.get("evals"):
+                variables = previous if previous is not None else result.final_variables
+                metrics["eval"] = evaluation.run_evals(config, method, mesh, variables, factory)
+                writer.scalars(result.global_step, {f"eval/{k}": v for k, v in metrics["eval"].items()})
+            tlog.write_json(workdir / "metrics.json", metrics)
+            return RunResult(
+                result.status, result.stage, result.stage_step, result.global_step, result.metrics
+            )
+    finally:
+        ckpt.close()
+        writer.close()
+
+
+@dataclasses.dataclass
+class _Outcome(RunResult):
+    final_variables: Any = None
+
+
+def _run_stage(
+    config,
+    setup: _StageSetup,
+    method: Method,
+    ckpt: checkpoint.Checkpointer,
+    writer: tlog.MetricWriter,
+    stop: _StopFlag,
+    previous,
+    resume,
+    workdir: pathlib.Path,
+) -> _Outcome:
+    stage, n = setup.stage, setup.stage.num_steps
+    data_iter = iter(setup.loader)
+    if resume is not None:
+        step0, meta = resume
+        st = ckpt.restore(step0, setup.abstract, setup.shardings, data_iter)
+        start = int(meta["stage_step"])
+    else:
+        st = setup.init()
+        start = 0
+        if previous is not None:
+            st = _carry(setup, st, previous, "the previous stage")
+        elif config.get("init_from"):
+            st = _carry(setup, st, _init_from(config.init_from), config.init_from)
+    logging.info("stage %s: steps %d..%d, players %s", stage.name, start, n, stage.players)
+
+    log_cfg = config.log
+    predict = None
+    progress = tlog.Progress(n, start)
+    pending: list[dict[str, jax.Array]] = []
+    pending_start = start
+    last_saved = ckpt.latest_step()
+    logged: dict[str, float] = {}
+
+    def flush() -> dict[str, float]:
+        nonlocal pending, pending_start
+        if not pending:
+            return {}
+        history = [{k: float(v) for k, v in m.items()} for m in jax.device_get(pending)]
+        _check_finite(stage.name, pending_start, history, last_saved, ckpt.directory)
+        means = {k: float(np.mean([h[k] for h in history])) for k in history[0]}
+        pending_start += len(pending)
+        pending = []
+        return means
+
+    def save(done: int) -> int:
+        ckpt.save(
+            setup.offset + done,
+            st,
+            data_iter,
+            {
+                "stage": stage.name,
+                "stage_index": setup.index,
+                "stage_step": done,
+                "global_step": setup.offset + done,
+            },
+        )
+        return setup.offset + done
+
+    for i in range(start, n):
+        done = i + 1
+        is_log = _every(log_cfg.every_steps, done) or done == n
+        is_image = _every(log_cfg.image_every_steps, done)
+        is_ckpt = _every(config.ckpt.every_steps, done) or done == n
+        is_eval = _every(config.get("eval_every_steps", 0), done) and bool(config.get("evals"))
+        quiet = not (is_log or is_image or is_ckpt or is_eval or stop.set)
+        with _guard(log_cfg.get("transfer_guard", ""), quiet):
+            batch = sharding.device_batch(next(data_iter))
+            st, metrics = setup.train_step(st, sharding.put_batch(batch, setup.batch_sharding))
+            pending.append(metrics)
+        if is_log:
+            logged = flush()
+            writer.scalars(
+                setup.offset + done,
+                {f"train/{k}": v for k, v in logged.items()}
+                | {f"progress/{k}": v for k, v in progress.report(done).items()}
+                | {"stage": setup.index},
+            )
+        if is_image:
+            predict = predict or evaluation.make_predict(method, setup.batch_sharding.mesh)
+            out = predict(st.variables(), setup.example)["image"]
+            writer.image(
+                setup.offset + done,
+                f"samples/{stage.name}",
+                tlog.image_grid(setup.example, out, log_cfg.num_images),
+            )
+        if is_eval:
+            values = evaluation.run_evals(
+                config, method, setup.batch_sharding.mesh, st.variables(), setup.factory
+            )
+            writer.scalars(setup.offset + done, {f"eval/{k}": v for k, v in values.items()})
+        if jax.process_count() > 1 and ckpt.manager.reached_preemption(setup.offset + done):
+            stop.set = True  # all processes agree on this step (jax's preemption sync)
+        if stop.set:
+            flush()
+            save(done)
+            ckpt.wait()
+            logging.warning("preempted: saved stage %s step %d; exiting", stage.name, done)
+            return _Outcome("preempted", stage.name, done, setup.offset + done, logged)
+        if is_ckpt:
+            flush()  # never checkpoint a non-finite state
+            last_saved = save(done)
+    writer.flush()
+    return _Outcome("finished", stage.name, n, setup.offset + n, logged, st.variables())
+
+
+def evaluate(config, workdir: str | pathlib.Path, *, loader_factory: LoaderFactory | None = None) -> dict:
+    """``config.evals`` on the workdir's latest checkpoint (else ``config.init_from``); writes metrics.json."""
+    workdir = pathlib.Path(workdir)
+    if not config.get("evals"):
+        raise ValueError("config.evals is empty: nothing to evaluate")
+    method = registry.get_method(config.method).build(config)
+    mesh = sharding.make_mesh(config.mesh)
+    factory = loader_factory or pipeline_loader_factory(config.data)
+    stages = stages_from_config(config)
+    offsets = np.cumsum([0] + [s.num_steps for s, _ in stages]).tolist()
+    ckpt = checkpoint.Checkpointer(workdir / "checkpoints", keep=config.ckpt.keep, async_save=False)
+    try:
+        latest = ckpt.latest_step()
+        if latest is not None:
+            index = int(ckpt.meta(latest)["stage_index"])
+            setup = _setup_stage(config, method, mesh, factory, index, offsets[index], *stages[index])
+            variables = ckpt.restore(latest, setup.abstract, setup.shardings, None).variables()
+            source = f"checkpoint {latest}"
+        elif config.get("init_from"):
+            index = len(stages) - 1
+            setup = _setup_stage(config, method, mesh, factory, index, offsets[index], *stages[index])
+            variables = _carry(
+                setup, setup.init(), _init_from(config.init_from), config.init_from
+            ).variables()
+            source = config.init_from
+        else:
+            raise FileNotFoundError(
+                f"no checkpoint under {ckpt.directory} and no config.init_from to evaluate"
+            )
+    finally:
+        ckpt.close()
+    values = evaluation.run_evals(config, method, mesh, variables, factory)
+    tlog.write_json(workdir / "metrics.json", {"eval": values, "weights": source})
+    return values
