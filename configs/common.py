@@ -123,12 +123,17 @@ def ckpt(every_steps: int = 1000, keep: int = 3, async_save: bool = True) -> Con
 
 
 def log(
-    every_steps: int = 100, image_every_steps: int = 1000, num_images: int = 4, transfer_guard: str = ""
+    every_steps: int = 100,
+    image_every_steps: int = 1000,
+    num_images: int = 4,
+    transfer_guard: str = "",
+    tensorboard: bool = True,
 ) -> ConfigDict:
     """Metrics every ``every_steps``; image grids every ``image_every_steps`` (0 = never).
 
     ``transfer_guard`` (e.g. ``disallow``) guards device-to-host copies on the steps that log nothing: a
     debugging switch that proves the loop never syncs with the device between logging steps.
+    ``tensorboard=False`` keeps stdout and PNGs only (tensorboardX imports torch when torch is installed).
     """
     return ConfigDict(
         {
@@ -136,6 +141,7 @@ def log(
             "image_every_steps": image_every_steps,
             "num_images": num_images,
             "transfer_guard": transfer_guard,
+            "tensorboard": tensorboard,
         }
     )
 
@@ -190,4 +196,5 @@ def base(method: str, *, seed: int = 0) -> ConfigDict:
     c.log = log()
     c.init_from = ""  # an Orbax dir of {player: params} written by `python -m ptx.convert`
     c.eval_split = "test"
+    c.eval_batches = 0  # batches of eval_split per evaluation; 0 = the whole split
     return c

@@ -5,9 +5,11 @@
 
 Stage ``warmup`` trains the generator alone (L1); stage ``full`` adds the patch critic (LSGAN). There is no
 expected metric: the toy exists to exercise stages, sharding, checkpoints and logging in seconds.
+Switches: ``steps`` (total over both stages), ``batch`` (global batch), ``fsdp`` (shard params and moments).
 """
 
 from configs import common
+from ptx.data import pipeline
 
 
 def get_config(arg=None):
@@ -15,19 +17,14 @@ def get_config(arg=None):
     v = arg.variant
     c = common.base("toy")
 
-    c.data = common.ConfigDict(
-        {
-            "name": "puppets",
-            "data_dir": "",  # "" = the default puppets location
-            "style": "fashion",
-            "image_size": common.by_variant(v, paper=(128, 64), demo=(64, 32), tiny=(32, 16)),
-            "flip": True,
-            "edges": False,
-            "parsing": False,
-            "batch_size": arg.batch or common.by_variant(v, paper=16, demo=8, tiny=8),
-            "worker_count": 0,
-        }
+    c.data = pipeline.default_data_config(
+        "puppets",
+        common.by_variant(v, paper="fashion_default", demo="fashion_small", tiny="fashion_tiny"),
+        image_size=common.by_variant(v, paper=(128, 64), demo=(64, 32), tiny=(32, 16)),
+        flip=True,
     )
+    c.data.batch_size = arg.batch or common.by_variant(v, paper=16, demo=8, tiny=8)
+    c.data.worker_count = 0
     c.model = common.ConfigDict(
         {"width": common.by_variant(v, paper=32, demo=16, tiny=4), "dtype": "float32", "noise": 0.05}
     )
@@ -49,5 +46,11 @@ def get_config(arg=None):
         every_steps=common.by_variant(v, paper=100, demo=20, tiny=2),
         image_every_steps=common.by_variant(v, paper=2000, demo=200, tiny=0),
     )
-    c.evals = common.ConfigDict()
+    # Cheap metrics on a few test batches; an entry's every_steps > 0 also runs it during training.
+    c.evals = common.ConfigDict(
+        {}
+        if v == "tiny"
+        else {"ssim": {"type": "ssim", "every_steps": 0}, "l1": {"type": "l1", "every_steps": 0}}
+    )
+    c.eval_batches = common.by_variant(v, paper=0, demo=2, tiny=1)
     return c.lock()

@@ -47,6 +47,9 @@ class RandomPairs:
     def __len__(self) -> int:
         return self.n
 
+    def __repr__(self) -> str:  # grain checks that a restored iterator reads the same source by its repr
+        return f"RandomPairs(b={self.b}, size={self.size}, seed={self.seed}, n={self.n})"
+
     def __getitem__(self, k: int) -> dict[str, np.ndarray]:
         rng = np.random.default_rng([self.seed, int(k)])
         h, w = self.size

@@ -46,8 +46,10 @@ def _gather(batch: dict[str, Any]) -> dict[str, Any]:
     return {k: np.asarray(v) for k, v in multihost_utils.process_allgather(local, tiled=True).items()}
 
 
-def run_evals(config, method: Method, mesh, variables: PlayerVariables, loader_factory) -> dict[str, float]:
-    """``config.evals`` over ``config.eval_split`` (at most ``config.eval_batches`` batches; 0 = all).
+def run_evals(
+    config, method: Method, mesh, variables: PlayerVariables, loader_factory, evals: dict | None = None
+) -> dict[str, float]:
+    """``evals`` (default: all of ``config.evals``) over ``config.eval_split`` (at most ``config.eval_batches`` batches; 0 = all).
 
     The evaluators see global batches and the outputs for them, identical on every process.
     """
@@ -80,5 +82,5 @@ def run_evals(config, method: Method, mesh, variables: PlayerVariables, loader_f
         b = next(iter(local.values())).shape[0] // n_proc
         return predict(variables, {k: v[index * b : (index + 1) * b] for k, v in local.items()})
 
-    values = evaluators.evaluate(predict_fn, batches(), config.evals)
+    values = evaluators.evaluate(predict_fn, batches(), config.evals if evals is None else evals)
     return {k: float(v) for k, v in dict(values).items()}

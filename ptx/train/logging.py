@@ -20,11 +20,11 @@ from absl import logging
 class MetricWriter:
     """Scalars and images to TensorBoard (``<workdir>/tb``) and stdout; images also as PNG files."""
 
-    def __init__(self, workdir: str | pathlib.Path, *, enabled: bool | None = None):
+    def __init__(self, workdir: str | pathlib.Path, *, enabled: bool | None = None, tensorboard: bool = True):
         self.workdir = pathlib.Path(workdir)
         self.enabled = jax.process_index() == 0 if enabled is None else enabled
         self._tb = None
-        if self.enabled:
+        if self.enabled and tensorboard:
             from tensorboardX import SummaryWriter
 
             self._tb = SummaryWriter(str(self.workdir / "tb"))
@@ -33,7 +33,8 @@ class MetricWriter:
         if not self.enabled:
             return
         for k, v in values.items():
-            self._tb.add_scalar(k, v, step)
+            if self._tb is not None:
+                self._tb.add_scalar(k, v, step)
         logging.info("[%d] %s", step, ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(values.items())))
 
     def image(self, step: int, name: str, image: np.ndarray) -> pathlib.Path | None:
@@ -42,14 +43,15 @@ class MetricWriter:
             return None
         from PIL import Image
 
-        self._tb.add_image(name, image, step, dataformats="HWC")
+        if self._tb is not None:
+            self._tb.add_image(name, image, step, dataformats="HWC")
         path = self.workdir / "images" / f"{name.replace('/', '_')}_{step:08d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(image).save(path)
         return path
 
     def text(self, name: str, value: str) -> None:
-        if self.enabled:
+        if self._tb is not None:
             self._tb.add_text(name, value, 0)
 
     def flush(self) -> None:

@@ -235,7 +235,7 @@ def run(config, workdir: str | pathlib.Path, *, loader_factory: LoaderFactory | 
     ckpt = checkpoint.Checkpointer(
         workdir / "checkpoints", keep=config.ckpt.keep, async_save=config.ckpt.async_save
     )
-    writer = tlog.MetricWriter(workdir)
+    writer = tlog.MetricWriter(workdir, tensorboard=config.log.get("tensorboard", True))
     logging.info("mesh %s over %d devices, %d process(es)", dict(mesh.shape), mesh.size, jax.process_count())
 
     latest = ckpt.latest_step()
@@ -367,7 +367,10 @@ def _run_stage(
         is_log = _every(log_cfg.every_steps, done) or done == n
         is_image = _every(log_cfg.image_every_steps, done)
         is_ckpt = _every(config.ckpt.every_steps, done) or done == n
-        is_eval = _every(config.get("eval_every_steps", 0), done) and bool(config.get("evals"))
+        due = {
+            k: e for k, e in dict(config.get("evals", {})).items() if _every(e.get("every_steps", 0), done)
+        }
+        is_eval = bool(due)
         quiet = not (is_log or is_image or is_ckpt or is_eval or stop.set)
         with _guard(log_cfg.get("transfer_guard", ""), quiet):
             batch = sharding.device_batch(next(data_iter))
@@ -390,9 +393,8 @@ def _run_stage(
                 tlog.image_grid(setup.example, out, log_cfg.num_images),
             )
         if is_eval:
-            values = evaluation.run_evals(
-                config, method, setup.batch_sharding.mesh, st.variables(), setup.factory
-            )
+            mesh = setup.batch_sharding.mesh
+            values = evaluation.run_evals(config, method, mesh, st.variables(), setup.factory, due)
             writer.scalars(setup.offset + done, {f"eval/{k}": v for k, v in values.items()})
         if jax.process_count() > 1 and ckpt.manager.reached_preemption(setup.offset + done):
             stop.set = True  # all processes agree on this step (jax's preemption sync)

@@ -1,0 +1,145 @@
+"""Interrupted runs end where an uninterrupted one does: SIGTERM (preemption), SIGKILL during a save, and the
+same training in 2 processes joined with jax.distributed. Each run is a subprocess (tests/train_fixtures.py);
+they share a persistent compilation cache, so only the first compiles."""
+
+import json
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+from train_fixtures import final_params
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+# Two stages of 3 steps (warmup: gen; full: gen + disc); checkpoints every 2 steps and at stage ends.
+SETTINGS = [
+    "--set",
+    "ckpt.every_steps=2",
+    "--set",
+    "ckpt.keep=2",
+    "--set",
+    "log.every_steps=3",
+    "--set",
+    "log.tensorboard=false",
+]
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("jax_cache")
+    return {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "JAX_DISABLE_MOST_OPTIMIZATIONS": "1",
+        "JAX_COMPILATION_CACHE_DIR": str(cache),
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+        "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
+    }
+
+
+def _train(env, workdir, *args, expect_rc=0):
+    cmd = [
+        sys.executable,
+        "-m",
+        "tests.train_fixtures",
+        "--workdir",
+        str(workdir),
+        "--log",
+        str(pathlib.Path(workdir) / "batches.txt"),
+        *SETTINGS,
+        *args,
+    ]
+    out = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == expect_rc, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1]) if expect_rc == 0 else None
+
+
+def _batches(workdir):
+    return (pathlib.Path(workdir) / "batches.txt").read_text().split()
+
+
+def _assert_same_params(a, b):
+    jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-7), a, b)
+
+
+@pytest.fixture(scope="module")
+def reference(env, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("uninterrupted")
+    assert _train(env, workdir)["status"] == "finished"
+    return final_params(workdir), _batches(workdir)
+
+
+def test_sigterm_then_restart_matches_uninterrupted(env, reference, tmp_path):
+    first = _train(env, tmp_path, "--kill-after", "4", "--signal", "TERM")  # stage full, after its 1st step
+    assert (first["status"], first["stage"], first["stage_step"]) == ("preempted", "full", 1)
+    second = _train(env, tmp_path)
+    assert (second["status"], second["global_step"]) == ("finished", 6)
+    params, batches = reference
+    assert _batches(tmp_path) == batches  # the same batches, each drawn once
+    _assert_same_params(final_params(tmp_path), params)
+
+
+def test_sigkill_during_save_resumes_from_last_complete_checkpoint(env, reference, tmp_path):
+    # The 6th batch is drawn right after the async save of global step 5 starts: kill the process there.
+    _train(env, tmp_path, "--kill-after", "6", "--signal", "KILL", expect_rc=-9)
+    ckpts = tmp_path / "checkpoints"
+    complete = sorted(int(p.name) for p in ckpts.iterdir() if p.name.isdigit())
+    partial = [p.name for p in ckpts.iterdir() if "tmp" in p.name]
+    print(f"after SIGKILL: complete checkpoints {complete}, partial {partial}")
+    assert complete and complete[-1] in (3, 5)
+    assert _train(env, tmp_path)["status"] == "finished"
+    params, batches = reference
+    drawn = _batches(tmp_path)
+    # Batches after the last complete checkpoint were drawn twice; the resumed run continued from there.
+    resumed_from = 5 if complete[-1] == 5 else 3
+    assert drawn[:6] == batches[:6] and drawn[6:] == batches[resumed_from:]
+    _assert_same_params(final_params(tmp_path), params)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_match_one(env, reference, tmp_path):
+    port = _free_port()
+    procs = []
+    for i in range(2):
+        cmd = [
+            sys.executable,
+            "-m",
+            "tests.train_fixtures",
+            "--workdir",
+            str(tmp_path),
+            "--log",
+            str(tmp_path / f"batches_{i}.txt"),
+            *SETTINGS,
+            "--process-id",
+            str(i),
+            "--num-processes",
+            "2",
+            "--coordinator",
+            f"localhost:{port}",
+            "--local-devices",
+            "4",
+        ]
+        procs.append(
+            subprocess.Popen(
+                cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+        )
+    outs = [p.communicate(timeout=600) for p in procs]
+    for p, (_, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-3000:]
+    params, batches = reference
+    keys = [b.split(":")[:2] for b in batches]
+    for i in range(2):
+        drawn = (tmp_path / f"batches_{i}.txt").read_text().split()
+        assert [d.split(":")[:2] for d in drawn] == keys
+        assert all(d.split(":")[2] == str(4 * i) for d in drawn)  # process i holds rows 4i..4i+3
+    _assert_same_params(final_params(tmp_path), params)
