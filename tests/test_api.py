@@ -1,0 +1,152 @@
+"""ptx.load / ptx.sample / Sampler.animate / the sample CLI, on GFLA's tiny variant with untrained weights."""
+
+import importlib
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import ptx
+from ptx import api
+from ptx.data import poses
+
+pytestmark = pytest.mark.filterwarnings("ignore")
+
+
+@pytest.fixture(scope="module")
+def sampler():
+    return api.load("gfla_fashion", "random", variant="tiny", batch_size=8)
+
+
+def _photo(h=300, w=220, seed=0):
+    yy, xx = np.mgrid[0:h, 0:w]
+    rng = np.random.default_rng(seed)
+    return np.stack([yy * 0.7 + rng.uniform(0, 20), xx * 0.9, (yy + xx) * 0.4], -1).astype(np.uint8)
+
+
+def _pose(dy=0.0):
+    k = np.full((18, 2), -1.0, np.float32)
+    k[[0, 1, 2, 5, 8, 11, 10, 13]] = [
+        [50, 110],
+        [80, 110],
+        [82, 85],
+        [82, 135],
+        [160, 95],
+        [160, 125],
+        [270, 95],
+        [270, 125],
+    ]
+    k[[4, 7]] = [[100 + dy, 60], [100 - dy, 160]]
+    return k
+
+
+def test_every_input_form_gives_the_same_image(sampler, tmp_path):
+    photo = _photo()
+    path = tmp_path / "photo.png"
+    Image.fromarray(photo).save(path)
+    src_json = tmp_path / "src.json"
+    flat = np.concatenate([_pose()[:, ::-1], np.where(_pose()[:, :1] >= 0, 0.9, 0.0)], 1)
+    src_json.write_text(json.dumps({"people": [{"pose_keypoints_2d": flat.ravel().tolist()}]}))
+    k = _pose(30).astype(int)
+    row = f"t.jpg:{json.dumps(k[:, 0].tolist())}:{json.dumps(k[:, 1].tolist())}"
+    a = sampler(photo, k, src_pose=_pose())
+    assert a.shape == (*sampler.image_size, 3) and a.dtype == np.uint8
+    for src in (path, str(path), Image.fromarray(photo)):
+        for pose in (k, row):
+            for sp in (_pose(), src_json):
+                np.testing.assert_array_equal(sampler(src, pose, src_pose=sp), a)
+    assert sampler(photo, k, src_pose=_pose(), output="photo").shape == photo.shape
+
+
+def test_batch_1_and_batch_8_agree_and_reuse_compiles(sampler):
+    photo = _photo()
+    image, src_kps, fr, _ = sampler.prepare_source(photo, _pose())
+    targets = np.stack([fr.to_model(_pose(d)) for d in np.linspace(-30, 30, 8)])
+    batch8 = sampler.generate(np.repeat(image[None], 8, 0), np.repeat(src_kps[None], 8, 0), targets)
+    single = sampler.generate(image[None], src_kps[None], targets[3:4])
+    assert np.abs(batch8[3].astype(int) - single[0]).max() <= 1
+    before = sampler.compiles
+    sampler.generate(np.repeat(image[None], 8, 0), np.repeat(src_kps[None], 8, 0), targets[::-1])
+    sampler.generate(image[None], src_kps[None], targets[5:6])
+    assert sampler.compiles == before, "a reused sampler recompiled"
+
+
+def test_animate_writes_a_gif(sampler, tmp_path):
+    frames = sampler.animate(
+        _photo(), [_pose(d) for d in (-20, 0, 20)], src_pose=_pose(), path=tmp_path / "a.gif"
+    )
+    assert len(frames) == 3
+    assert Image.open(tmp_path / "a.gif").n_frames == 3
+
+
+@pytest.mark.parametrize(
+    "pose,src_pose,match",
+    [
+        (np.zeros((17, 2)), _pose(), "shape"),
+        (np.full((18, 2), np.nan), _pose(), "NaN"),
+        (np.full((18, 2), -1.0), _pose(), "at least 2"),
+        (_pose(), None, "src_pose is required"),
+        (_pose(), np.full((18, 2), 500.0), "outside"),
+    ],
+)
+def test_bad_inputs_are_explained(sampler, pose, src_pose, match):
+    with pytest.raises((poses.PoseError, ValueError), match=match):
+        sampler(_photo(), pose, src_pose=src_pose)
+
+
+def test_bad_images_are_explained(sampler, tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        sampler(tmp_path / "none.jpg", _pose(), src_pose=_pose())
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not an image")
+    with pytest.raises(ValueError, match="not a readable image"):
+        sampler(bad, _pose(), src_pose=_pose())
+    with pytest.raises(ValueError, match="HxWx3"):
+        sampler(np.zeros((4, 4, 5)), _pose(), src_pose=_pose())
+
+
+def test_weights_round_trip_through_a_converted_directory(sampler, tmp_path):
+    import jax
+
+    from ptx.train import checkpoint
+
+    checkpoint.save_params(tmp_path / "w", {p: v["params"] for p, v in sampler.variables.items()})
+    variables, where = api.load_variables(tmp_path / "w")
+    assert where == tmp_path / "w"
+    want = {p: {"params": v["params"]} for p, v in sampler.variables.items()}
+    assert jax.tree.structure(variables) == jax.tree.structure(want)
+    for a, b in zip(jax.tree.leaves(variables), jax.tree.leaves(want)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_missing_weights_and_unknown_model_are_explained(monkeypatch):
+    monkeypatch.delenv(api.CHECKPOINT_ENV, raising=False)
+    with pytest.raises(FileNotFoundError, match="python -m ptx.convert gfla"):
+        api.load("gfla_fashion")
+    with pytest.raises(ValueError, match="available"):
+        api.load("nope_model", "random")
+    assert "gfla_fashion" in ptx.list_models()
+
+
+def test_cli_writes_image_and_animation(sampler, tmp_path, monkeypatch):
+    sample_cli = importlib.import_module("ptx.sample")
+
+    monkeypatch.setattr(api, "load", lambda *a, **k: sampler)
+    Image.fromarray(_photo()).save(tmp_path / "p.png")
+    np.save(tmp_path / "src.npy", _pose())
+    (tmp_path / "poses").mkdir()
+    for i, d in enumerate((-10, 10)):
+        np.save(tmp_path / "poses" / f"{i}.npy", _pose(d))
+    common = ["--checkpoint", "x", "--src", str(tmp_path / "p.png"), "--src-pose", str(tmp_path / "src.npy")]
+    assert (
+        sample_cli.main(
+            [*common, "--pose", str(tmp_path / "poses" / "0.npy"), "--out", str(tmp_path / "o.png")]
+        )
+        == 0
+    )
+    assert Image.open(tmp_path / "o.png").size == sampler.image_size[::-1]
+    assert (
+        sample_cli.main([*common, "--poses", str(tmp_path / "poses"), "--out", str(tmp_path / "o.gif")]) == 0
+    )
+    assert Image.open(tmp_path / "o.gif").n_frames == 2
