@@ -68,9 +68,12 @@ def test_feature_batches_pad_and_drop():
 
     imgs = np.arange(10 * 2 * 2 * 3, dtype=np.uint8).reshape(10, 2, 2, 3)
     feats = Fake()(imgs)["pool3"]
-    assert feats.shape == (10, 2) and calls == [(4, 2, 2, 3)] * 3  # last batch padded to 4
+    assert feats.shape == (10, 2) and calls == [(4, 2, 2, 3)] * 2 + [
+        (2, 2, 2, 3)
+    ]  # last: 2 of 4 (power of 2)
     np.testing.assert_array_equal(feats[:, 0], imgs.reshape(10, -1)[:, 0])
     assert Fake()(imgs, drop_remainder=True)["pool3"].shape == (8, 2)  # GFLA's rule
+    assert Fake()(imgs[:3], drop_remainder=True)["pool3"].shape == (3, 2)  # smaller than a batch: all
 
 
 def test_cached_statistics_keyed_by_image_set(tmp_path):

@@ -167,3 +167,49 @@ def test_cli_missing_weights_is_one_line_error(tmp_path):
         )
     with pytest.raises(SystemExit, match="--real"):
         cli.main(["--generated", str(res), "--protocol", "gfla"])
+
+
+@pytest.mark.slow
+def test_cli_gfla_with_weight_files(golden_dir, tmp_path, capsys):
+    """FID + LPIPS through .pth files (random weights saved with torch) and the real-statistics cache."""
+    torch = pytest.importorskip("torch")
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("rw", golden_dir / "metrics_random_weights.py")
+    rw = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rw)
+    meta = json.loads((golden_dir / "metrics_fid_inception.json").read_text())
+    sd = rw.make_state_dict(meta["official_keys_and_shapes"], meta["weights"]["base_seed"])
+    torch.save({k: torch.from_numpy(v) for k, v in sd.items()}, tmp_path / "pt_inception.pth")
+    g = dict(np.load(golden_dir / "metrics_lpips_alex.npz"))
+    trunk = {k.replace("param/net.slice1.", "features.").replace("param/net.slice2.", "features.")
+             .replace("param/net.slice3.", "features.").replace("param/net.slice4.", "features.")
+             .replace("param/net.slice5.", "features."): torch.from_numpy(v.astype(np.float32))
+             for k, v in g.items() if k.startswith("param/net.")}  # fmt: skip
+    torch.save(trunk, tmp_path / "alexnet.pth")
+    torch.save(
+        {k[6:]: torch.from_numpy(v) for k, v in g.items() if k.startswith("param/lin")}, tmp_path / "lin.pth"
+    )
+    rs = np.random.RandomState(0)
+    res, real, train = tmp_path / "res", tmp_path / "real", tmp_path / "train"
+    for d in (res, real, train):
+        d.mkdir()
+    for i in range(6):
+        t = rs.randint(0, 256, (128, 64, 3)).astype(np.uint8)
+        Image.fromarray(t).save(real / f"t{i}.png")
+        Image.fromarray(np.clip(t + rs.normal(0, 20, t.shape), 0, 255).astype(np.uint8)).save(
+            res / f"s{i}_2_t{i}_vis.png"
+        )
+        Image.fromarray(rs.randint(0, 256, (128, 64, 3)).astype(np.uint8)).save(train / f"r{i}.png")
+    args = ["--generated", str(res), "--real", str(real), "--protocol", "gfla", "--inception",
+            str(tmp_path / "pt_inception.pth"), "--lpips-trunk", str(tmp_path / "alexnet.pth"), "--lpips-lin",
+            str(tmp_path / "lin.pth"), "--fid-real", str(train), "--cache-dir", str(tmp_path / "cache")]  # fmt: skip
+    assert cli.main(args + ["--out", str(tmp_path / "a.json")]) == 0
+    first = json.loads((tmp_path / "a.json").read_text())["metrics"]
+    assert len(list((tmp_path / "cache").iterdir())) == 1
+    assert cli.main(args + ["--out", str(tmp_path / "b.json")]) == 0  # real statistics from the cache
+    second = json.loads((tmp_path / "b.json").read_text())["metrics"]
+    assert first == pytest.approx(second)
+    assert (
+        set(first) == {"fid", "lpips", "ssim", "ssim_256", "l1"} and first["fid"] > 0 and first["lpips"] > 0
+    )

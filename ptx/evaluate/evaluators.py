@@ -239,8 +239,7 @@ class LPIPSMetric(Metric):
         lin = _require(lin or lpips_lib.default_lin_path(net), f"lpips-{net}",
                        lpips_lib.missing_file_message(net, "lin"))  # fmt: skip
         self.params = lpips_lib.load_lpips(net, trunk, lin)
-        model = lpips_lib.LPIPS(net)
-        self.fn = jax.jit(lambda p, a, b: model.apply({"params": p}, a, b))
+        self.fn = _jitted_lpips(net)
         self.batch_size, self.drop_remainder = batch_size, drop_remainder
         self.pairs: list[tuple[np.ndarray, np.ndarray]] = []
 
@@ -250,14 +249,19 @@ class LPIPSMetric(Metric):
     def result(self):
         g = np.concatenate([p[0] for p in self.pairs])
         t = np.concatenate([p[1] for p in self.pairs])
-        n = (len(g) // self.batch_size) * self.batch_size if self.drop_remainder else len(g)
+        n = len(g)
+        if (
+            self.drop_remainder and n >= self.batch_size
+        ):  # GFLA drops the partial batch (whole set if smaller)
+            n = (n // self.batch_size) * self.batch_size
         values = []
         for i in range(0, n, self.batch_size):
             a, b = g[i : i + self.batch_size], t[i : i + self.batch_size]
             m = len(a)
-            if m < self.batch_size:  # pad to the compiled batch size
-                a = np.concatenate([a, np.repeat(a[-1:], self.batch_size - m, 0)])
-                b = np.concatenate([b, np.repeat(b[-1:], self.batch_size - m, 0)])
+            if m < self.batch_size:  # pad to a power of two: few compiled shapes, little wasted work
+                size = min(self.batch_size, 1 << (m - 1).bit_length())
+                a = np.concatenate([a, np.repeat(a[-1:], size - m, 0)])
+                b = np.concatenate([b, np.repeat(b[-1:], size - m, 0)])
             d = self.fn(
                 self.params, jnp.asarray(a, jnp.float32) / 127.5 - 1, jnp.asarray(b, jnp.float32) / 127.5 - 1
             )
@@ -265,6 +269,14 @@ class LPIPSMetric(Metric):
         if not values:
             raise ValueError(f"LPIPS: fewer than one batch of {self.batch_size} pairs")
         return {"": float(np.concatenate(values).mean())}
+
+
+@functools.cache
+def _jitted_lpips(net: str):
+    from ptx.evaluate import lpips as lpips_lib
+
+    model = lpips_lib.LPIPS(net)
+    return jax.jit(lambda p, a, b: model.apply({"params": p}, a, b))
 
 
 def build_metric(entry: Mapping[str, Any]) -> Metric:

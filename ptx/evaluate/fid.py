@@ -1,7 +1,7 @@
 """Fréchet Inception Distance exactly as pytorch-fid computes it, with Inception features from JAX.
 
 Features: pool3 of ``ptx.nn.inception.InceptionV3`` after pytorch-fid's preprocessing, run in fixed-size
-jitted batches (the last batch is padded, so one compile serves any set size; ``drop_remainder`` reproduces
+jitted batches (a partial last batch is padded to a power of two, so few compiles serve any set size; ``drop_remainder`` reproduces
 GFLA's script, which drops the partial batch of 64). Statistics and the distance are float64 numpy:
 ``np.mean``, ``np.cov(rowvar=False)``, then the trace of the matrix square root (``frechet_distance``: fast symmetric
 eigen form by default, pytorch-fid's scipy ``sqrtm`` path on request). Real-set statistics are cached in a file keyed by the image set (names, sizes, mtimes) and protocol.
@@ -9,6 +9,7 @@ eigen form by default, pytorch-fid's scipy ``sqrtm`` path on request). Real-set 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -122,12 +123,7 @@ class InceptionFeatures:
         self.batch_size = batch_size
         self.preprocess = preprocess
         self.with_logits = with_logits
-        model = inception.InceptionV3(with_logits=with_logits)
-
-        def apply(v, images):
-            return model.apply(v, inception.preprocess(images, preprocess))
-
-        self._apply = jax.jit(apply)
+        self._apply = _jitted_features(preprocess, with_logits)
 
     def __call__(self, images: Iterable[np.ndarray] | np.ndarray, drop_remainder: bool = False) -> dict:
         """Features of a stream of images (each HxWx3 uint8, one size per stream) -> {"pool3", "logits"?}."""
@@ -135,15 +131,28 @@ class InceptionFeatures:
         for chunk in _chunks(images, self.batch_size):
             n = len(chunk)
             if n < self.batch_size:
-                if drop_remainder:
+                if drop_remainder and outs:  # (a set smaller than one batch is used whole, as GFLA does)
                     break
-                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], self.batch_size - n, axis=0)])
+                # Pad to the next power of two: at most log2(batch) extra compiles, little wasted work.
+                size = min(self.batch_size, 1 << (n - 1).bit_length())
+                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], size - n, axis=0)])
             res = self._apply(self.variables, jnp.asarray(chunk))
             for k, v in res.items():
                 outs.setdefault(k, []).append(np.asarray(v)[:n])
         if not outs:
             raise ValueError(f"no images to compute Inception features on (batch size {self.batch_size})")
         return {k: np.concatenate(v) for k, v in outs.items()}
+
+
+@functools.cache
+def _jitted_features(preprocess: str, with_logits: bool):
+    """One jitted forward per protocol, shared by every extractor (so repeated evals compile once)."""
+    model = inception.InceptionV3(with_logits=with_logits)
+
+    def apply(v, images):
+        return model.apply(v, inception.preprocess(images, preprocess))
+
+    return jax.jit(apply)
 
 
 def _chunks(images: Iterable[np.ndarray] | np.ndarray, size: int):
