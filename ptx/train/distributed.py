@@ -9,6 +9,8 @@ from absl import logging
 
 
 def _multi_process_env() -> bool:
+    if os.environ.get("PTX_DISTRIBUTED") == "1":  # set by launch/tpu_pod.sh: let jax find the other workers
+        return True
     if int(os.environ.get("SLURM_NTASKS", "1")) > 1 or int(os.environ.get("OMPI_COMM_WORLD_SIZE", "1")) > 1:
         return True
     if os.environ.get("JAX_COORDINATOR_ADDRESS"):

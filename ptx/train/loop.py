@@ -95,7 +95,7 @@ class _StopFlag:
 
 
 @dataclasses.dataclass
-class _StageSetup:
+class StageSetup:
     """What one stage needs: its loader, the layout of its state, its jitted functions."""
 
     stage: Stage
@@ -115,7 +115,7 @@ def _zeros_batch(shapes: dict[str, jax.ShapeDtypeStruct]) -> dict[str, jax.Array
     return {k: jnp.zeros(s.shape, s.dtype) for k, s in shapes.items()}
 
 
-def _setup_stage(
+def setup_stage(
     config,
     method: Method,
     mesh,
@@ -124,7 +124,7 @@ def _setup_stage(
     offset: int,
     stage: Stage,
     frozen: tuple[str, ...],
-) -> _StageSetup:
+) -> StageSetup:
     n_proc = jax.process_count()
     global_batch = int(config.data.batch_size)
     data_size = mesh.shape.get("data", 1)
@@ -163,7 +163,7 @@ def _setup_stage(
         out_shardings=(shardings, sharding.replicated(mesh)),
         donate_argnums=0,
     )
-    return _StageSetup(
+    return StageSetup(
         stage,
         index,
         offset,
@@ -178,7 +178,7 @@ def _setup_stage(
     )
 
 
-def _carry(setup: _StageSetup, st: tstate.TrainState, source: dict[str, Any], what: str) -> tstate.TrainState:
+def _carry(setup: StageSetup, st: tstate.TrainState, source: dict[str, Any], what: str) -> tstate.TrainState:
     """Copy matching leaves of ``source`` ({player: variables}) into the fresh state's params and state."""
     fresh = {p: {"params": st.params[p], **st.state[p]} for p in st.params}
     tree, carried, total = tstate.carry_matching(source, fresh)
@@ -259,7 +259,7 @@ def run(config, workdir: str | pathlib.Path, *, loader_factory: LoaderFactory | 
             for index, (stage, frozen) in enumerate(stages):
                 if index < start_index:
                     continue
-                setup = _setup_stage(config, method, mesh, factory, index, offsets[index], stage, frozen)
+                setup = setup_stage(config, method, mesh, factory, index, offsets[index], stage, frozen)
                 resume = meta is not None and index == start_index
                 if resume and int(meta["stage_step"]) >= stage.num_steps:
                     st = ckpt.restore(latest, setup.abstract, setup.shardings, None)
@@ -305,7 +305,7 @@ class _Outcome(RunResult):
 
 def _run_stage(
     config,
-    setup: _StageSetup,
+    setup: StageSetup,
     method: Method,
     ckpt: checkpoint.Checkpointer,
     writer: tlog.MetricWriter,
@@ -426,12 +426,12 @@ def evaluate(config, workdir: str | pathlib.Path, *, loader_factory: LoaderFacto
         latest = ckpt.latest_step()
         if latest is not None:
             index = int(ckpt.meta(latest)["stage_index"])
-            setup = _setup_stage(config, method, mesh, factory, index, offsets[index], *stages[index])
+            setup = setup_stage(config, method, mesh, factory, index, offsets[index], *stages[index])
             variables = ckpt.restore(latest, setup.abstract, setup.shardings, None).variables()
             source = f"checkpoint {latest}"
         elif config.get("init_from"):
             index = len(stages) - 1
-            setup = _setup_stage(config, method, mesh, factory, index, offsets[index], *stages[index])
+            setup = setup_stage(config, method, mesh, factory, index, offsets[index], *stages[index])
             variables = _carry(
                 setup, setup.init(), _init_from(config.init_from), config.init_from
             ).variables()

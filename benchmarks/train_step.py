@@ -1,0 +1,125 @@
+"""Train-step throughput of a method config: compile time, step time, steps/s, images/s, achieved FLOP/s.
+
+    python -m benchmarks.train_step --config configs/gfla_fashion.py:demo [--batch 8] [--steps 10] [--stage full]
+    python -m benchmarks.train_step --config configs/toy_puppets.py:tiny --config.model.dtype=bfloat16
+
+The step is the trainer's own (``ptx.train.loop.setup_stage``: same sharding, donation and jit), fed one
+synthetic batch of the config's shapes, so no dataset is needed. FLOPs come from XLA's cost analysis of the
+compiled step (what XLA counts, per step, all devices). When torch imports and the method module offers
+``torch_reference(config, batch_size) -> step()`` (one optimizer step of the original PyTorch code on a batch
+held by the callable), its time per step is printed beside ours.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+
+import jax
+import numpy as np
+from absl import app, flags
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "configs/<method>_<data>.py[:variant]", lock_config=True
+)
+_BATCH = flags.DEFINE_integer("batch", None, "global batch size (default: config.data.batch_size)")
+_STEPS = flags.DEFINE_integer("steps", 10, "timed steps (after one warm-up step)")
+_STAGE = flags.DEFINE_string("stage", None, "stage to time (default: the last one)")
+flags.mark_flags_as_required(["config"])
+
+
+def synthetic_batch(data_cfg, batch_size: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """A batch with the pipeline's fields and the config's shapes (random pixels, keypoints inside the frame)."""
+    rng = np.random.default_rng(seed)
+    h, w = (int(v) for v in data_cfg.image_size)
+    batch = {}
+    for role in ("source", "target"):
+        batch[f"{role}_image"] = rng.integers(0, 256, (batch_size, h, w, 3), dtype=np.uint8)
+        kps = (rng.uniform(0.05, 0.95, (batch_size, 18, 2)) * [h, w]).astype(np.float32)
+        kps[rng.uniform(size=(batch_size, 18)) < 0.1] = -1.0
+        batch[f"{role}_keypoints"] = kps
+        if data_cfg.get("edges"):
+            batch[f"{role}_edge"] = rng.integers(0, 256, (batch_size, h, w), dtype=np.uint8)
+        if data_cfg.get("parsing"):
+            batch[f"{role}_parsing"] = rng.integers(0, 20, (batch_size, h, w), dtype=np.uint8)
+    return batch
+
+
+def _flops(compiled) -> float:
+    cost = compiled.cost_analysis()
+    if isinstance(cost, list | tuple):
+        cost = cost[0] if cost else {}
+    return float((cost or {}).get("flops", float("nan")))
+
+
+def _torch_time(module, config, batch_size: int, steps: int) -> float | None:
+    ref = getattr(module, "torch_reference", None)
+    if ref is None:
+        return None
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return None
+    step = ref(config, batch_size)
+    step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return (time.perf_counter() - start) / steps
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    from ptx import registry
+    from ptx.train import loop, sharding
+
+    config = _CONFIG.value
+    batch_size = _BATCH.value or int(config.data.batch_size)
+    with config.unlocked():
+        config.data.batch_size = batch_size
+    module = registry.get_method(config.method)
+    method = module.build(config)
+    mesh = sharding.make_mesh(config.mesh)
+    stages = loop.stages_from_config(config)
+    index = len(stages) - 1 if _STAGE.value is None else [s.name for s, _ in stages].index(_STAGE.value)
+    host = synthetic_batch(config.data, batch_size // jax.process_count())
+    setup = loop.setup_stage(config, method, mesh, lambda **_: [host], index, 0, *stages[index])
+    state = setup.init()
+    batch = sharding.put_batch(sharding.device_batch(host), setup.batch_sharding)
+
+    start = time.perf_counter()
+    compiled = setup.train_step.lower(state, batch).compile()
+    compile_s = time.perf_counter() - start
+    flops = _flops(compiled)
+    state, metrics = compiled(state, batch)  # warm-up
+    jax.block_until_ready((state, metrics))
+    start = time.perf_counter()
+    for _ in range(_STEPS.value):
+        state, metrics = compiled(state, batch)
+    jax.block_until_ready((state, metrics))
+    step_s = (time.perf_counter() - start) / _STEPS.value
+
+    h, w = config.data.image_size
+    print(
+        f"{config.method} stage {stages[index][0].name!r}: batch {batch_size} at {h}x{w}, "
+        f"{mesh.size} {jax.devices()[0].platform} device(s), dtype {config.model.get('dtype', 'float32')}"
+    )
+    print(f"  compile      {compile_s:8.2f} s")
+    print(
+        f"  step         {step_s * 1e3:8.1f} ms   ({1 / step_s:.2f} steps/s, {batch_size / step_s:.1f} images/s)"
+    )
+    print(f"  FLOPs/step   {flops:10.3e}   achieved {flops / step_s / 1e9:.2f} GFLOP/s")
+    torch_s = _torch_time(module, config, batch_size, _STEPS.value)
+    if torch_s is not None:
+        print(
+            f"  PyTorch      {torch_s * 1e3:8.1f} ms   ({batch_size / torch_s:.1f} images/s)  [original code, CPU]"
+        )
+    elif importlib.util.find_spec("torch") is None:
+        print("  PyTorch      (torch not installed)")
+    else:
+        print(f"  PyTorch      (ptx.methods.{config.method} has no torch_reference)")
+
+
+if __name__ == "__main__":
+    app.run(main)
