@@ -252,9 +252,17 @@ def _dummy_batch(size: tuple[int, int], batch: int = 1) -> dict[str, np.ndarray]
     return {"source_image": img, "target_image": img, "source_keypoints": kps, "target_keypoints": kps}
 
 
+# The frames the datasets' images were cut to (height, width); models may stretch them (GFLA: 256x256).
+DATASET_FRAMES = {"market": (128, 64), "fashion": (256, 176)}
+
+
 def _frame_aspect(config) -> float:
-    """Height/width of the frame the training images were cut to (before any stretch to the model size)."""
-    frame = config.data.get("frame_size", None) or config.data.image_size
+    """Height/width of the frame the training images were cut to (before any stretch to the model size):
+    ``config.data.frame_size`` when set, else the dataset family's frame, else the model size."""
+    frame = config.data.get("frame_size", None)
+    if frame is None:
+        names = f"{config.data.get('name', '')} {config.data.get('builder_config', '')}"
+        frame = next((f for key, f in DATASET_FRAMES.items() if key in names), config.data.image_size)
     return float(frame[0]) / float(frame[1])
 
 
