@@ -44,7 +44,7 @@ def runs(tmp_path_factory):
     for name, extra in {"one": {"mesh.shape": (1,)}, "data": {}, "fsdp": {"sharding.params": "fsdp"}}.items():
         workdir = tmp_path_factory.mktemp(name)
         result, rec = _run(workdir, **ONE_STAGE, **extra)
-        out[name] = (result, final_params(workdir), rec)
+        out[name] = (result, final_params(workdir), rec, workdir)
     return out
 
 
@@ -142,3 +142,22 @@ def test_non_finite_loss_stops_with_step_and_term(tmp_path):
     assert ckpt.latest_step() == 2
     ckpt.close()
     assert all(np.isfinite(x).all() for x in jax.tree.leaves(final_params(tmp_path)))
+
+
+def test_eval_mode_on_checkpoint_and_on_converted_weights(runs, tmp_path):
+    """``--mode eval`` scores the workdir's latest checkpoint; with none, ``config.init_from`` weights
+    ({player: variables}, as ``python -m ptx.convert`` writes them) carried into a fresh init: same numbers."""
+    from ptx.train import checkpoint
+
+    workdir = runs["data"][3]
+    config = tiny_config(**ONE_STAGE, **{"evals": common.ConfigDict({"l1": {"type": "l1"}})})
+    rec = Recorder(config.data.image_size, config.data.batch_size)
+    from_ckpt = loop.evaluate(config, workdir, loader_factory=rec)
+    state = checkpoint.load_params(sorted((workdir / "checkpoints").glob("[0-9]*"))[-1] / "state")
+    checkpoint.save_params(
+        tmp_path / "converted", {p: {"params": v, **state["state"][p]} for p, v in state["params"].items()}
+    )
+    config.init_from = str(tmp_path / "converted")
+    from_weights = loop.evaluate(config, tmp_path / "eval", loader_factory=rec)
+    assert set(from_ckpt) == {"l1"} and from_ckpt == pytest.approx(from_weights, rel=1e-6)
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["eval"] == from_weights
