@@ -26,6 +26,12 @@ LAYOUTS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "linear": lambda w: np.transpose(w, (1, 0)),
     "copy": lambda w: w,
 }
+INVERSE_LAYOUTS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "conv": lambda w: np.transpose(w, (3, 2, 0, 1)),
+    "conv_t": lambda w: np.transpose(w, (2, 3, 0, 1)),
+    "linear": lambda w: np.transpose(w, (1, 0)),
+    "copy": lambda w: w,
+}
 
 
 class ConversionError(ValueError):
@@ -185,7 +191,7 @@ def apply_rules(
                 report.alias_mismatch.append(f"{alias} != {rule.src}")
         converted = LAYOUTS[rule.layout](value)
         if dtype is not None and np.issubdtype(converted.dtype, np.floating):
-            converted = converted.astype(dtype)
+            converted = converted.astype(dtype, copy=False)
         if exp is not None:
             want = exp.get(rule.dst)
             if want is None:
@@ -196,13 +202,29 @@ def apply_rules(
                     f"{rule.src} {tuple(value.shape)} -> {'/'.join(rule.dst)}: got {converted.shape}, ptx expects {want}"
                 )
                 continue
-        out[rule.dst] = np.ascontiguousarray(converted)
+        out[rule.dst] = np.array(converted, order="C", copy=True)  # never alias the caller's buffers
     report.unused = sorted(k for k in state_dict if k not in used and not (ignore and ignore(k)))
     if exp is not None:
         report.unwritten = ["/".join(p) for p in exp if p not in out]
     if strict and not report.ok:
         raise ConversionError(f"{what} does not match the ptx model:\n{report.describe()}")
     return unflatten(out), report
+
+
+def export_state_dict(variables: Mapping[str, Any], rules: Iterable[Rule]) -> dict[str, np.ndarray]:
+    """The inverse of :func:`apply_rules`: ptx variables -> a torch-named state dict (aliases included).
+
+    Used to test converters on synthetic checkpoints and to hand ptx weights back to the original code.
+    """
+    flat = flatten(variables)
+    out: dict[str, np.ndarray] = {}
+    for rule in rules:
+        if rule.dst not in flat:
+            raise ConversionError(f"ptx variables have no {'/'.join(rule.dst)} (needed for {rule.src})")
+        value = np.ascontiguousarray(INVERSE_LAYOUTS[rule.layout](np.asarray(flat[rule.dst])))
+        for key in (rule.src, *rule.aliases):
+            out[key] = value
+    return out
 
 
 def count_prefix(state_dict: Mapping[str, Any], prefix: str) -> int:

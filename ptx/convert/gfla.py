@@ -195,7 +195,7 @@ def infer_config(
     kind = kind or detect_kind(sd)
     if kind == "discriminator":
         n = 1 + count_prefix(sd, "encoder")
-        widths = _encoder_widths(sd, "", n, 1)
+        widths = _encoder_widths(sd, "", n, 3)  # conv2 (model.3) carries the block's output width
         return dataclasses.replace(
             base,
             disc_ndf=widths[0],
@@ -470,9 +470,7 @@ def cli(argv: list[str] | None = None) -> int:
     players["gen"] = gen
     used = cfg_g
     if args.discriminator:
-        disc, cfg_d, kind_d = convert(
-            load_state_dict(args.discriminator), cfg or cfg_g, what=args.discriminator
-        )
+        disc, cfg_d, kind_d = convert(load_state_dict(args.discriminator), cfg, what=args.discriminator)
         if kind_d != "discriminator":
             raise SystemExit(f"{args.discriminator} is a {kind_d} state dict, not a discriminator")
         players["disc"] = disc
