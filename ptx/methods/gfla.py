@@ -152,10 +152,19 @@ class GFLA:
         }
 
     def vgg_params(self) -> dict[str, Any]:
+        """Loaded once, as numpy (so ``init`` may be traced: they enter it as constants)."""
         if self._vgg_params is None:
-            params = resolve_vgg(self.options.vgg_path, self.options.vgg_fallback_random)
-            self._vgg_params = jax.tree.map(np.asarray, params)
+            with jax.ensure_compile_time_eval():
+                params = resolve_vgg(self.options.vgg_path, self.options.vgg_fallback_random)
+                self._vgg_params = jax.tree.map(np.asarray, params)
         return self._vgg_params
+
+    def _vgg_state(self) -> dict[str, Any]:
+        """The VGG weights as init's output, fetched from the host when init runs: baking 80 MB of weights into
+        the traced init as constants makes XLA's compile crawl."""
+        host = self.vgg_params()
+        shapes = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), host)
+        return jax.pure_callback(lambda: host, shapes)
 
     def _stage_players(self, stage: str) -> tuple[str, ...]:
         if stage not in STAGES:
@@ -171,7 +180,7 @@ class GFLA:
         gen = dict(net.init(g_rng, x["source"], x["source_pose"], x["target_pose"]))
         if self.options.init_gain:
             gen["params"] = orthogonal_reinit(gen["params"], gi_rng, self.options.init_gain)
-        gen["vgg"] = jax.tree.map(jnp.asarray, self.vgg_params())
+        gen["vgg"] = self._vgg_state()
         out = {"gen": gen}
         if "disc" in self._stage_players(stage):
             disc = dict(self.disc.init(d_rng, x["target"]))
@@ -262,16 +271,18 @@ class GFLA:
     # ------------------------------------------------------------------------------------------ predict
 
     def predict(self, variables: PlayerVariables, batch: Mapping[str, Any]) -> dict[str, jax.Array]:
-        """{image, warped (source warped by the finest flow), flows, masks}; stage-1 params give image = warped."""
+        """{image, warped, flow0.., mask0..} (deepest first); stage-1 params give image = warped.
+
+        ``warped`` is the source image warped by the finest flow (the stage-1 result). Flows and masks come as
+        flat keys, one array each, because the trainer turns every output into a single numpy array.
+        """
         x = self.inputs(batch)
         out = self._generate(variables["gen"], x)
         warped = warp_source(x["source"], out["flows"][-1])
-        return {
-            "image": out.get("image", warped),
-            "warped": warped,
-            "flows": out["flows"],
-            "masks": out["masks"],
-        }
+        result = {"image": out.get("image", warped), "warped": warped}
+        result.update({f"flow{i}": f for i, f in enumerate(out["flows"])})
+        result.update({f"mask{i}": m for i, m in enumerate(out["masks"])})
+        return result
 
 
 def warp_source(image: jax.Array, flow: jax.Array) -> jax.Array:
