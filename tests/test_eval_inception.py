@@ -88,3 +88,33 @@ def test_convert_rejects_other_state_dicts():
         inception.convert_torch({"features.0.weight": np.zeros((1, 1, 1, 1))})
     with pytest.raises(FileNotFoundError, match="pt_inception-2015-12-05-6726825d.pth.*pytorch-fid"):
         inception.load_inception("/nonexistent/pt_inception.pth")
+
+
+def test_torchvision_variant_shares_parameters_and_differs_in_pooling():
+    x = jax.ShapeDtypeStruct((1, 8, 8, 16), jnp.float32)
+
+    def shapes(module):
+        return jax.tree.map(lambda a: a.shape, jax.eval_shape(module.init, jax.random.key(0), x))
+
+    trees = [
+        [
+            shapes(inception.InceptionA(8, incl)),
+            shapes(inception.InceptionC(8, incl)),
+            shapes(inception.InceptionE(p)),
+        ]
+        for incl, p in ((False, "max"), (True, "avg_incl"))
+    ]
+    assert trees[0] == trees[1]  # one converter for both weight files
+    torch = pytest.importorskip("torch")
+    a = np.random.RandomState(0).rand(1, 5, 6, 2).astype(np.float32)
+    for incl in (True, False):
+        ref = torch.nn.functional.avg_pool2d(torch.from_numpy(a.transpose(0, 3, 1, 2)), 3, 1, 1,
+                                             count_include_pad=incl)  # fmt: skip
+        got = inception._avg3(jnp.asarray(a), incl)
+        np.testing.assert_allclose(np.asarray(got).transpose(0, 3, 1, 2), ref.numpy(), atol=1e-6)
+    img = np.full((1, 299, 299, 3), 255, np.uint8)
+    # early pytorch-fid applied torchvision's transform_input affine to [0, 1] input
+    expect = np.array([0.229, 0.224, 0.225]) / 0.5 + (np.array([0.485, 0.456, 0.406]) - 0.5) / 0.5
+    np.testing.assert_allclose(
+        np.asarray(inception.preprocess(img, "torchvision"))[0, 0, 0], expect, atol=1e-5
+    )

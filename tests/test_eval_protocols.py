@@ -100,7 +100,7 @@ def test_fid_and_is_metrics_use_features(monkeypatch, tmp_path):
     weights.write_bytes(b"")
 
     class FakeFeatures:
-        def __init__(self, variables, *, batch_size, preprocess, with_logits):
+        def __init__(self, variables, *, batch_size, **kwargs):
             self.batch_size = batch_size
 
         def __call__(self, imgs, drop_remainder=False):

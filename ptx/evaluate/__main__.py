@@ -35,10 +35,16 @@ def _parser() -> argparse.ArgumentParser:
         "--skimage", choices=["legacy", "modern"], help="SSIM as skimage <0.15 (13 taps) or >=0.15"
     )
     p.add_argument("--annotations", help="annotation CSV with target keypoints (mask-SSIM, mask-IS, pSSIM)")
-    p.add_argument("--inception", help="pt_inception-2015-12-05-6726825d.pth (FID, IS)")
+    p.add_argument("--inception", help="pt_inception-2015-12-05-6726825d.pth (FID, IS; see --fid-variant)")
     p.add_argument("--lpips-trunk", help="alexnet-owt-7be5be79.pth or vgg16-397923af.pth (LPIPS)")
     p.add_argument("--lpips-lin", help="lpips/weights/v0.1/<net>.pth (default: from an installed lpips)")
     p.add_argument("--fid-real", help="real image folder for FID statistics (GFLA: the training set)")
+    p.add_argument(
+        "--fid-variant",
+        choices=["fid", "torchvision"],
+        default="fid",
+        help="pytorch-fid's FID Inception (default) or torchvision's ImageNet one (GFLA's script)",
+    )
     p.add_argument("--cache-dir", help="where real FID statistics are cached (default ~/.cache/ptx/fid)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--out", help="JSON file (default: <generated>/ptx_metrics_<protocol>.json)")
@@ -62,6 +68,7 @@ def _configure(evals: dict, args) -> dict:
             entry["inception"] = args.inception
         if entry["type"] == "fid":
             entry["real_dir"] = args.fid_real
+            entry["variant"] = args.fid_variant
             entry["cache_dir"] = args.cache_dir
         if entry["type"] == "lpips":
             entry["trunk"], entry["lin"] = args.lpips_trunk, args.lpips_lin

@@ -161,11 +161,17 @@ def _inception_variables(path: str) -> dict:
 
 class _InceptionMetric(Metric):
     def __init__(self, inception_path: str | None, batch_size: int, preprocess: str, with_logits: bool,
-                 what: str):  # fmt: skip
-        path = _require(inception_path, what, f"{inception.WEIGHT_FILE}: {inception.WEIGHT_SOURCE}")
+                 what: str, variant: str = "fid"):  # fmt: skip
+        if variant == "torchvision":
+            need = f"{inception.TORCHVISION_WEIGHT_FILE}: torchvision's ImageNet InceptionV3 (download.pytorch.org)"
+        else:
+            need = f"{inception.WEIGHT_FILE}: {inception.WEIGHT_SOURCE}"
+        path = _require(inception_path, what, need)
+        self.weights_id = f"{os.path.basename(path)}|{os.path.getsize(path)}"  # part of the FID cache key
         self.features = fid_lib.InceptionFeatures(
-            _inception_variables(path), batch_size=batch_size, preprocess=preprocess, with_logits=with_logits
-        )
+            _inception_variables(path), batch_size=batch_size, preprocess=preprocess, with_logits=with_logits,
+            variant=variant,
+        )  # fmt: skip
         self.buffer: list[np.ndarray] = []
 
     def update(self, generated, target, keypoints):
@@ -173,11 +179,17 @@ class _InceptionMetric(Metric):
 
 
 class FID(_InceptionMetric):
-    """FID of generated vs real images: real = the eval targets, or ``real_dir`` (statistics cached)."""
+    """FID of generated vs real images: real = the eval targets, or ``real_dir`` (statistics cached).
+
+    ``variant="torchvision"``: torchvision's ImageNet InceptionV3 and early pytorch-fid's input affine, as
+    GFLA's ``script/metrics.py`` computed FID (unverified against it: no golden for that network).
+    """
 
     def __init__(self, inception: str | None = None, batch_size: int = 50, drop_remainder: bool = False,
-                 real_dir: str | None = None, cache_dir: str | None = None):  # fmt: skip
-        super().__init__(inception, batch_size, "pytorch_fid", False, "fid")
+                 real_dir: str | None = None, cache_dir: str | None = None, variant: str = "fid"):  # fmt: skip
+        preprocess = "torchvision" if variant == "torchvision" else "pytorch_fid"
+        super().__init__(inception, batch_size, preprocess, False, "fid", variant)
+        self.variant = variant
         self.drop_remainder, self.real_dir, self.cache_dir = drop_remainder, real_dir, cache_dir
         self.targets: list[np.ndarray] = []
 
@@ -197,8 +209,8 @@ class FID(_InceptionMetric):
             from ptx.evaluate import images as image_io
 
             paths = image_io.list_images(self.real_dir)
-            protocol = {"metric": "fid", "preprocess": "pytorch_fid", "batch": self.features.batch_size,
-                        "drop_remainder": self.drop_remainder, "weights": inception.WEIGHT_FILE}  # fmt: skip
+            protocol = {"metric": "fid", "variant": self.variant, "batch": self.features.batch_size,
+                        "drop_remainder": self.drop_remainder, "weights": self.weights_id}  # fmt: skip
             cache = self.cache_dir or os.path.join(os.path.expanduser("~"), ".cache", "ptx", "fid")
             real = fid_lib.cached_statistics(
                 paths, lambda p: self._feats(image_io.read_images(p)), cache_dir=cache, protocol=protocol

@@ -118,12 +118,13 @@ class InceptionFeatures:
         batch_size: int = 50,
         preprocess: str = "pytorch_fid",
         with_logits: bool = False,
+        variant: str = "fid",
     ):
         self.variables = variables
         self.batch_size = batch_size
         self.preprocess = preprocess
         self.with_logits = with_logits
-        self._apply = _jitted_features(preprocess, with_logits)
+        self._apply = _jitted_features(preprocess, with_logits, variant)
 
     def __call__(self, images: Iterable[np.ndarray] | np.ndarray, drop_remainder: bool = False) -> dict:
         """Features of a stream of images (each HxWx3 uint8, one size per stream) -> {"pool3", "logits"?}."""
@@ -145,9 +146,9 @@ class InceptionFeatures:
 
 
 @functools.cache
-def _jitted_features(preprocess: str, with_logits: bool):
+def _jitted_features(preprocess: str, with_logits: bool, variant: str = "fid"):
     """One jitted forward per protocol, shared by every extractor (so repeated evals compile once)."""
-    model = inception.InceptionV3(with_logits=with_logits)
+    model = inception.InceptionV3(with_logits=with_logits, variant=variant)
 
     def apply(v, images):
         return model.apply(v, inception.preprocess(images, preprocess))

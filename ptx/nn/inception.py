@@ -24,6 +24,7 @@ import numpy as np
 from ptx.nn.layers import BatchNorm, Conv2d, Dense, avg_pool, max_pool
 
 WEIGHT_FILE = "pt_inception-2015-12-05-6726825d.pth"
+TORCHVISION_WEIGHT_FILE = "inception_v3_google-0cc3c7bd.pth"  # (older torchvision: ...-1a9a5a14.pth)
 WEIGHT_SOURCE = (
     "the FID Inception weights pytorch-fid downloads from "
     "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
@@ -48,12 +49,13 @@ class BasicConv(nn.Module):
         return jax.nn.relu(BatchNorm(eps=1e-3, name="bn")(x, train=False))
 
 
-def _avg3(x: jax.Array) -> jax.Array:
-    return avg_pool(x, 3, 1, 1, count_include_pad=False)
+def _avg3(x: jax.Array, count_include_pad: bool = False) -> jax.Array:
+    return avg_pool(x, 3, 1, 1, count_include_pad=count_include_pad)
 
 
 class InceptionA(nn.Module):
     pool_features: int
+    count_include_pad: bool = False  # True: torchvision's block, False: pytorch-fid's FIDInceptionA
 
     @nn.compact
     def __call__(self, x):
@@ -62,7 +64,7 @@ class InceptionA(nn.Module):
         b3 = BasicConv(64, 1, name="branch3x3dbl_1")(x)
         b3 = BasicConv(96, 3, padding=1, name="branch3x3dbl_2")(b3)
         b3 = BasicConv(96, 3, padding=1, name="branch3x3dbl_3")(b3)
-        bp = BasicConv(self.pool_features, 1, name="branch_pool")(_avg3(x))
+        bp = BasicConv(self.pool_features, 1, name="branch_pool")(_avg3(x, self.count_include_pad))
         return jnp.concatenate([b1, b5, b3, bp], axis=-1)
 
 
@@ -78,6 +80,7 @@ class InceptionB(nn.Module):
 
 class InceptionC(nn.Module):
     channels_7x7: int
+    count_include_pad: bool = False
 
     @nn.compact
     def __call__(self, x):
@@ -90,7 +93,7 @@ class InceptionC(nn.Module):
         bd = BasicConv(c, 1, name="branch7x7dbl_1")(x)
         for i, (k, p) in enumerate([col, row, col, row], start=2):
             bd = BasicConv(192 if i == 5 else c, k, padding=p, name=f"branch7x7dbl_{i}")(bd)
-        bp = BasicConv(192, 1, name="branch_pool")(_avg3(x))
+        bp = BasicConv(192, 1, name="branch_pool")(_avg3(x, self.count_include_pad))
         return jnp.concatenate([b1, b7, bd, bp], axis=-1)
 
 
@@ -107,7 +110,8 @@ class InceptionD(nn.Module):
 
 
 class InceptionE(nn.Module):
-    """``pool="avg"`` is FIDInceptionE_1 (count_include_pad False), ``"max"`` FIDInceptionE_2."""
+    """``pool="avg"`` is FIDInceptionE_1 (count_include_pad False), ``"max"`` FIDInceptionE_2;
+    ``"avg_incl"`` is torchvision's InceptionE (padding counted)."""
 
     pool: str = "avg"
 
@@ -122,7 +126,7 @@ class InceptionE(nn.Module):
         b3 = split(BasicConv(384, 1, name="branch3x3_1")(x), "branch3x3_2")
         bd = BasicConv(448, 1, name="branch3x3dbl_1")(x)
         bd = split(BasicConv(384, 3, padding=1, name="branch3x3dbl_2")(bd), "branch3x3dbl_3")
-        pooled = _avg3(x) if self.pool == "avg" else max_pool(x, 3, 1, 1)
+        pooled = max_pool(x, 3, 1, 1) if self.pool == "max" else _avg3(x, self.pool == "avg_incl")
         bp = BasicConv(192, 1, name="branch_pool")(pooled)
         return jnp.concatenate([b1, b3, bd, bp], axis=-1)
 
@@ -137,6 +141,7 @@ class InceptionV3(nn.Module):
 
     with_logits: bool = False
     with_blocks: bool = False
+    variant: str = "fid"  # "torchvision": the ImageNet network (GFLA's FID script) with its own blocks
 
     @nn.compact
     def __call__(self, x: jax.Array) -> dict[str, jax.Array]:
@@ -150,22 +155,26 @@ class InceptionV3(nn.Module):
         x = BasicConv(192, 3, name="Conv2d_4a_3x3")(x)
         x = max_pool(x, 3, 2)
         out["block1"] = x
-        x = InceptionA(32, name="Mixed_5b")(x)
-        x = InceptionA(64, name="Mixed_5c")(x)
-        x = InceptionA(64, name="Mixed_5d")(x)
+        if self.variant not in ("fid", "torchvision"):
+            raise ValueError(f"InceptionV3 variant must be 'fid' or 'torchvision', got {self.variant!r}")
+        tv = self.variant == "torchvision"
+        x = InceptionA(32, tv, name="Mixed_5b")(x)
+        x = InceptionA(64, tv, name="Mixed_5c")(x)
+        x = InceptionA(64, tv, name="Mixed_5d")(x)
         x = InceptionB(name="Mixed_6a")(x)
-        x = InceptionC(128, name="Mixed_6b")(x)
-        x = InceptionC(160, name="Mixed_6c")(x)
-        x = InceptionC(160, name="Mixed_6d")(x)
-        x = InceptionC(192, name="Mixed_6e")(x)
+        x = InceptionC(128, tv, name="Mixed_6b")(x)
+        x = InceptionC(160, tv, name="Mixed_6c")(x)
+        x = InceptionC(160, tv, name="Mixed_6d")(x)
+        x = InceptionC(192, tv, name="Mixed_6e")(x)
         out["block2"] = x
         x = InceptionD(name="Mixed_7a")(x)
-        x = InceptionE("avg", name="Mixed_7b")(x)
-        x = InceptionE("max", name="Mixed_7c")(x)
+        x = InceptionE("avg_incl" if tv else "avg", name="Mixed_7b")(x)
+        x = InceptionE("avg_incl" if tv else "max", name="Mixed_7c")(x)
         pool = x.mean(axis=(1, 2))
         result = {"pool3": pool}
         if self.with_logits:
-            result["logits"] = Dense(NUM_CLASSES, use_bias=False, name="fc")(pool)
+            n_classes = 1000 if tv else NUM_CLASSES
+            result["logits"] = Dense(n_classes, use_bias=False, name="fc")(pool)
         if self.with_blocks:
             result.update(out)
         return result
@@ -203,13 +212,20 @@ def preprocess(images: jax.Array, mode: str = "pytorch_fid") -> jax.Array:
 
     ``pytorch_fid``: /255, torch bilinear (align_corners False) to 299, 2x - 1.
     ``tf_graph``: TF1 ResizeBilinear (align_corners False, no half-pixel centres), (x - 128) / 128.
+    ``torchvision``: /255, torch bilinear to 299, then the per-channel affine that maps ImageNet-normalised
+    input to the [-1, 1] range the Google weights expect (torchvision's ``transform_input``; early pytorch-fid
+    and GFLA's script use it with ``variant="torchvision"``).
     """
     x = jnp.asarray(images).astype(jnp.float32)
     if mode == "pytorch_fid":
         return 2.0 * resize_bilinear(x / 255.0, (299, 299)) - 1.0
+    if mode == "torchvision":
+        x = resize_bilinear(x / 255.0, (299, 299))
+        mean, std = jnp.asarray((0.485, 0.456, 0.406)), jnp.asarray((0.229, 0.224, 0.225))
+        return x * (std / 0.5) + (mean - 0.5) / 0.5
     if mode == "tf_graph":
         return (resize_bilinear(x, (299, 299), half_pixel=False) - 128.0) / 128.0
-    raise ValueError(f"preprocess mode must be 'pytorch_fid' or 'tf_graph', got {mode!r}")
+    raise ValueError(f"preprocess mode must be pytorch_fid|tf_graph|torchvision, got {mode!r}")
 
 
 _LEAF = {
