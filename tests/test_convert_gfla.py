@@ -228,11 +228,16 @@ def test_cli_writes_orbax_checkpoint(tmp_path, synthetic, monkeypatch):
     assert (
         meta["players"] == ["disc", "gen"] and meta["model"]["ngf"] == 8 and meta["model"]["disc_layers"] == 3
     )
-    import orbax.checkpoint as ocp
+    from ptx import api
+    from ptx.train import checkpoint
 
-    restored = ocp.StandardCheckpointer().restore(out / "checkpoint")
+    restored = checkpoint.load_params(out)  # what config.init_from reads
     np.testing.assert_array_equal(
         restored["gen"]["params"]["target"]["attn1"]["fc1"]["kernel"],
         variables["params"]["target"]["attn1"]["fc1"]["kernel"],
     )
     assert set(restored["disc"]) == {"params", "spectral"}
+    sampled, _ = api.load_variables(out)  # what ptx.sample reads
+    assert set(sampled) == {"gen", "disc"}
+    with pytest.raises(SystemExit, match="not empty"):
+        convert_main.main(argv)  # a second run refuses to overwrite

@@ -10,9 +10,10 @@ written (``ptx.convert.common.apply_rules``).
     python -m ptx.convert gfla --generator latest_net_G.pth [--discriminator latest_net_D.pth] \
         [--config configs/gfla_fashion.py] --out DIR
 
-writes an Orbax checkpoint of ``{"gen": variables, "disc": variables}`` (flax variable dicts; the
-discriminator's spectral-norm vectors in its ``spectral`` collection) plus ``ptx_convert.json`` (the model
-config used) in DIR.
+makes DIR an Orbax checkpoint of ``{"gen": variables, "disc": variables}`` (flax variable dicts; the
+discriminator's spectral-norm vectors in its ``spectral`` collection), as ``ptx.train.checkpoint.save_params``
+writes it: ``config.init_from = DIR`` and ``ptx.sample(..., checkpoint=DIR)`` read it. ``DIR/ptx_convert.json``
+records the model config used.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import argparse
 import dataclasses
 import json
 import pathlib
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -449,18 +451,25 @@ def _config_from_file(path: str) -> gfla.Config:
 
 def cli(argv: list[str] | None = None) -> int:
     """``python -m ptx.convert gfla ...``: official .pth files -> an Orbax checkpoint of {player: variables}."""
-    ap = argparse.ArgumentParser(prog="python -m ptx.convert gfla", description=cli.__doc__)
+    try:
+        return _cli(argv)
+    except (ConversionError, FileNotFoundError, ValueError) as e:
+        print(f"ptx.convert gfla: {e}", file=sys.stderr)
+        return 1
+
+
+def _cli(argv: list[str] | None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m ptx.convert gfla", description=cli.__doc__.splitlines()[0])
     ap.add_argument(
         "--generator", required=True, help="latest_net_G.pth (stage 2) or a stage-1 flow-net G file"
     )
     ap.add_argument("--discriminator", help="latest_net_D.pth (optional)")
     ap.add_argument("--config", help="ptx config file (file.py[:variant]) to check the weights against")
-    ap.add_argument("--out", required=True, help="output directory (created; must not hold a checkpoint)")
+    ap.add_argument("--out", required=True, help="output directory (created; must be absent or empty)")
     args = ap.parse_args(argv)
 
-    import orbax.checkpoint as ocp
-
     from ptx.convert.torch_io import load_state_dict
+    from ptx.train import checkpoint
 
     cfg = _config_from_file(args.config) if args.config else None
     players: dict[str, dict] = {}
@@ -477,11 +486,12 @@ def cli(argv: list[str] | None = None) -> int:
         used = dataclasses.replace(
             cfg_g, **{f: getattr(cfg_d, f) for f in _ARCH_FIELDS if f.startswith("disc_")}
         )
-    out = pathlib.Path(args.out).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    ckpt = ocp.StandardCheckpointer()
-    ckpt.save(out / "checkpoint", jax.tree.map(np.asarray, players))
-    ckpt.wait_until_finished()
+    out = pathlib.Path(args.out).absolute()
+    if out.exists() and any(out.iterdir()):
+        raise SystemExit(f"--out {out} exists and is not empty")
+    if out.exists():
+        out.rmdir()
+    checkpoint.save_params(out, jax.tree.map(np.asarray, players))  # what init_from and ptx.sample read
     meta = {
         "method": "gfla",
         "generator_kind": kind,
@@ -489,7 +499,5 @@ def cli(argv: list[str] | None = None) -> int:
         "model": dataclasses.asdict(used),
     }
     (out / "ptx_convert.json").write_text(json.dumps(meta, indent=1))
-    print(
-        f"wrote {out / 'checkpoint'} ({', '.join(sorted(players))}; generator: {kind}) and ptx_convert.json"
-    )
+    print(f"wrote {out} ({', '.join(sorted(players))}; generator: {kind}); model config in ptx_convert.json")
     return 0
