@@ -1,5 +1,6 @@
 """PATN recipe on the generic train step: configs build, one step updates every player, presets switch terms."""
 
+import dataclasses
 import importlib
 
 import jax
@@ -9,11 +10,18 @@ import pytest
 
 from ptx.methods import patn as recipe
 from ptx.methods.protocol import Stage
+from ptx.models import patn
 from ptx.train import optim
 from ptx.train import state as tstate
 from ptx.train.step import make_train_step
 
 CONFIGS = ("patn_fashion", "patn_market", "pssim_fashion", "pssim_market")
+# Smoke tests only: skip LLVM's expensive passes (compiles ~8x faster on CPU; numerics are not checked here).
+FAST = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+
+
+def _fast_jit(fn, *args):
+    return jax.jit(fn).lower(*args).compile(FAST)
 
 
 def _batch(size, b=2, seed=0):
@@ -49,17 +57,18 @@ def test_configs_build_every_variant(name):
 
 @pytest.fixture(scope="module")
 def market_step():
-    """One compiled train step of the tiny pSSIM-market preset with an image pool (batch norm, BCE)."""
+    """One train step of the pSSIM-market preset (batch norm, BCE, image pool) at the smallest sizes."""
     cfg = _config("pssim_market")
     method = recipe.build(cfg)
-    method.options = recipe.Options(**{**method.options.__dict__, "pool_size": 3})
+    method.options = dataclasses.replace(method.options, pool_size=3)
+    small = dataclasses.replace(method.cfg, n_downsampling=1, n_blocks_d=0)
+    method.cfg, method.gen, method.disc = small, patn.Generator(small), patn.Discriminator(small)
     batch = _batch(tuple(cfg.data.image_size))
     stage = Stage("train", 1, ("gen", "disc_image", "disc_pose"))
     txs = optim.make_optimizers(cfg.optim, stage.players)
-    init = jax.jit(lambda r, b: tstate.create(r, method.init(r, b, "train"), txs))
-    st = init(jax.random.key(0), batch)
-    step = jax.jit(make_train_step(method, stage, txs))
-    new, metrics = step(st, batch)
+    key = jax.random.key(0)
+    st = _fast_jit(lambda r, b: tstate.create(r, method.init(r, b, "train"), txs), key, batch)(key, batch)
+    new, metrics = _fast_jit(make_train_step(method, stage, txs), st, batch)(st, batch)
     return method, batch, st, new, metrics
 
 
@@ -81,7 +90,7 @@ def test_train_step_updates_every_player(market_step):
 
 def test_predict_is_deterministic_eval(market_step):
     method, batch, _, new, _ = market_step
-    predict = jax.jit(method.predict)
+    predict = _fast_jit(method.predict, new.variables(), batch)
     a = predict(new.variables(), batch)["image"]
     b = predict(new.variables(), batch)["image"]
     assert a.shape == batch["target_image"].shape

@@ -335,13 +335,8 @@ def run_golden(arrays: dict[str, np.ndarray], meta: dict) -> dict[str, tuple[np.
 
 # ------------------------------------------------------------------------------------------------ CLI
 def _load(path: str) -> dict[str, np.ndarray]:
-    try:
-        from ptx.convert import torch_io
-    except ImportError:  # the shared reader has not landed: plain torch
-        import torch
+    from ptx.convert import torch_io
 
-        sd = torch.load(path, map_location="cpu", weights_only=True)
-        return {k: v.float().numpy() for k, v in sd.items()}
     return torch_io.load_state_dict(path)
 
 
@@ -363,14 +358,16 @@ def convert_files(
 
 
 def save(out_dir: str | pathlib.Path, cfg: model.Config, players: dict[str, dict]) -> pathlib.Path:
-    """Orbax checkpoint of ``{player: variables}`` plus ``model_config.json`` (the inferred Config)."""
+    """``out/checkpoint`` (Orbax, ``{player: variables}``, what ``config.init_from`` reads) and
+    ``out/ptx_convert.json`` (method, players, the inferred model Config), as ``ptx.convert.gfla`` writes."""
     import orbax.checkpoint as ocp
 
     out = pathlib.Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     with ocp.StandardCheckpointer() as ckpt:
-        ckpt.save(out / "params", jax.tree.map(np.asarray, players), force=True)
-    (out / "model_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=1) + "\n")
+        ckpt.save(out / "checkpoint", jax.tree.map(np.asarray, players))
+    meta = {"method": "patn", "players": sorted(players), "model": dataclasses.asdict(cfg)}
+    (out / "ptx_convert.json").write_text(json.dumps(meta, indent=1) + "\n")
     return out
 
 
@@ -380,7 +377,7 @@ def cli(argv: list[str] | None = None) -> int:
     ap.add_argument("--disc-pose", help="optional <epoch>_net_netD_PB.pth (pose-pair critic)")
     ap.add_argument("--disc-image", help="optional <epoch>_net_netD_PP.pth (image-pair critic)")
     ap.add_argument("--padding-type", choices=model.PADDINGS, help="only needed for 'replicate' models")
-    ap.add_argument("--out", required=True, help="output directory (Orbax checkpoint + model_config.json)")
+    ap.add_argument("--out", required=True, help="output directory (Orbax checkpoint + ptx_convert.json)")
     args = ap.parse_args(argv)
     cfg, players = convert_files(args.generator, args.disc_pose, args.disc_image, args.padding_type)
     out = save(args.out, cfg, players)
