@@ -16,7 +16,14 @@ from jax import lax
 from jax.experimental import pallas as pl
 
 from ptx.ops._dispatch import interpret_mode, resolve_impl, row_block, with_reference_vjp
-from ptx.ops.resample import bilinear_flat, pixel_grid
+from ptx.ops.resample import (
+    _bilinear_value,
+    bilinear_flat,
+    bilinear_grads,
+    channel_dot,
+    exact_step,
+    pixel_grid,
+)
 
 __all__ = ["blocks_to_image", "extract_blocks", "local_attention", "local_attn_reshape", "tap_offsets"]
 
@@ -57,6 +64,13 @@ def _blocks_flat(flat, hs, ws, flow, k, row0=0):
     return bilinear_flat(flat, hs, ws, jnp.broadcast_to(qx, shape), jnp.broadcast_to(qy, shape))
 
 
+def _tap_xy(j, k, flow, bx, by):
+    """Sampling positions of tap ``j`` (row-major over the k x k block)."""
+    oy = (j // k - k // 2).astype(flow.dtype)
+    ox = (j % k - k // 2).astype(flow.dtype)
+    return _tap_positions(flow[..., 0], bx, ox), _tap_positions(flow[..., 1], by, oy)
+
+
 def _attend_flat(flat, hs, ws, flow, weights, k, row0=0):
     """Mean over the k*k taps of ``weights[..., j] * block_j``, one tap per loop step: ``(h, w, C)``.
 
@@ -65,16 +79,36 @@ def _attend_flat(flat, hs, ws, flow, weights, k, row0=0):
     bx, by = pixel_grid(flow.shape[0], flow.shape[1], flow.dtype, row0)
 
     def tap(j, acc):
-        oy = (j // k - k // 2).astype(flow.dtype)
-        ox = (j % k - k // 2).astype(flow.dtype)
-        px = _tap_positions(flow[..., 0], bx, ox)
-        py = _tap_positions(flow[..., 1], by, oy)
-        vals = bilinear_flat(flat, hs, ws, px, py)
+        px, py = _tap_xy(j, k, flow, bx, by)
+        vals = _bilinear_value(flat, hs, ws, px, py)
         wj = lax.dynamic_index_in_dim(weights, j, axis=-1, keepdims=True)
         return acc + wj.astype(vals.dtype) * vals
 
     acc = jnp.zeros((*flow.shape[:-1], flat.shape[-1]), flat.dtype)
     return lax.fori_loop(0, k * k, tap, acc) / (k * k)
+
+
+def _attend_grads_flat(flat, hs, ws, flow, weights, g, k):
+    """Hand-written reverse pass of :func:`_attend_flat`: one loop over taps that recomputes each tap's
+    gathers, accumulates the source cotangent exactly-split in place, and never stores per-tap residuals."""
+    bx, by = pixel_grid(flow.shape[0], flow.shape[1], flow.dtype)
+    gk = g / (k * k)
+    # Every image update is gk * w_j * (corner weight <= 1): one grid step bounds them all.
+    step = exact_step(jnp.max(jnp.abs(gk)) * jnp.max(jnp.abs(weights)))
+
+    def tap(j, carry):
+        hi, lo, dfx, dfy, dw = carry
+        px, py = _tap_xy(j, k, flow, bx, by)
+        wj = lax.dynamic_index_in_dim(weights, j, axis=-1, keepdims=True)
+        d_px, d_py, (hi, lo) = bilinear_grads(flat, hs, ws, px, py, gk * wj, (hi, lo), step)
+        dwj = channel_dot(gk, _bilinear_value(flat, hs, ws, px, py))
+        dw = lax.dynamic_update_index_in_dim(dw, dwj[..., None].astype(dw.dtype), j, axis=-1)
+        return hi, lo, dfx + d_px, dfy + d_py, dw
+
+    zeros = jnp.zeros_like(flat)
+    init = (zeros, zeros, jnp.zeros_like(flow[..., 0]), jnp.zeros_like(flow[..., 1]), jnp.zeros_like(weights))
+    hi, lo, dfx, dfy, dw = lax.fori_loop(0, k * k, tap, init)
+    return hi + lo, jnp.stack([dfx, dfy], axis=-1), dw
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -88,11 +122,32 @@ def _extract_xla(source, flow, k):
     return jax.vmap(lambda f, fl: _blocks_flat(f, hs, ws, fl, k))(flat, flow)
 
 
-@functools.partial(jax.jit, static_argnums=3)
-def _attention_xla(source, flow, weights, k):
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def _attention_core(source, flow, weights, k):
     _, hs, ws, c = source.shape
     flat = source.reshape(source.shape[0], hs * ws, c)
     return jax.vmap(lambda f, fl, a: _attend_flat(f, hs, ws, fl, a, k))(flat, flow, weights)
+
+
+def _attention_core_fwd(source, flow, weights, k):
+    return _attention_core(source, flow, weights, k), (source, flow, weights)
+
+
+def _attention_core_bwd(k, res, g):
+    source, flow, weights = res
+    b, hs, ws, c = source.shape
+    flat = source.reshape(b, hs * ws, c)
+    grads = jax.vmap(lambda f, fl, a, gg: _attend_grads_flat(f, hs, ws, fl, a, gg, k))(flat, flow, weights, g)
+    d_flat, d_flow, d_w = grads
+    return d_flat.reshape(source.shape), d_flow, d_w
+
+
+_attention_core.defvjp(_attention_core_fwd, _attention_core_bwd)
+
+
+@functools.partial(jax.jit, static_argnums=3)
+def _attention_xla(source, flow, weights, k):
+    return _attention_core(source, flow, weights, k)
 
 
 # ----------------------------------------------------------------------------------------------------------
