@@ -173,6 +173,16 @@ class PoseSourceNet(nn.Module):
         return feats[::-1]
 
 
+def _identity_blocks(x: jax.Array, k: int) -> jax.Array:
+    """``ops.extract_blocks(x, zero flow, k)`` exactly (integer positions, border replicate) by edge padding and
+    k*k shifted slices: ~4x faster than gathers with their scatter-add gradients on CPU."""
+    lo, hi = k // 2, k - 1 - k // 2
+    padded = jnp.pad(x, ((0, 0), (lo, hi), (lo, hi), (0, 0)), mode="edge")
+    h, w = x.shape[1:3]
+    rows = [jnp.stack([padded[:, i : i + h, j : j + w] for j in range(k)], axis=3) for i in range(k)]
+    return jnp.stack(rows, axis=3)
+
+
 class ExtractorAttn(nn.Module):
     """Local attention: a k x k source patch around each flowed position, combined with softmax weights
     predicted from the [target patch, source patch] pair; returns (features, weights (B, h, w, k*k)).
@@ -192,7 +202,7 @@ class ExtractorAttn(nn.Module):
         k = self.kernel_size
         b, h, w = flow.shape[:3]
         src_patches = ops.extract_blocks(source, flow, k, impl=self.impl)  # (B, h, w, k, k, C)
-        tgt_patches = ops.extract_blocks(target, jnp.zeros_like(flow), k, impl=self.impl)
+        tgt_patches = _identity_blocks(target, k)  # == extract_blocks(target, 0, k), without gathers
         pair = jnp.concatenate([tgt_patches, src_patches.astype(tgt_patches.dtype)], axis=-1)
         # The patches laid out as a (h*k, w*k) image, as the original's conv (kernel = stride = k) sees them.
         image = ops.blocks_to_image(pair)
