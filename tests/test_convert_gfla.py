@@ -241,3 +241,27 @@ def test_cli_writes_orbax_checkpoint(tmp_path, synthetic, monkeypatch):
     assert set(sampled) == {"gen", "disc"}
     with pytest.raises(SystemExit, match="not empty"):
         convert_main.main(argv)  # a second run refuses to overwrite
+
+
+def test_other_option_sets_round_trip():
+    # Deeper nets, one block per decoder stage, three attention layers (k=1 included), spectral norm in G.
+    cfg = gfla.Config(
+        ngf=8,
+        img_f=64,
+        layers=4,
+        num_blocks=1,
+        attn_layer=(2, 3, 4),
+        kernel_size="2=3,3=3,4=1",
+        use_spect=True,
+        flow_ngf=4,
+        flow_img_f=32,
+    )
+    shapes = conv.abstract_variables(cfg, "generator")
+    rng = np.random.default_rng(5)
+    variables = jax.tree.map(lambda s: rng.normal(size=s.shape).astype(np.float32), shapes)
+    sd = common.export_state_dict(variables, conv.generator_rules(cfg))
+    assert "target.decoder0.0.shortcut.0.weight_orig" in sd and "flow_net.jump0.model.2.weight_u" in sd
+    back, inferred, _ = conv.convert(sd)
+    jax.tree.map(np.testing.assert_array_equal, back, variables)
+    assert (inferred.layers, inferred.num_blocks, inferred.use_spect) == (4, 1, True)
+    assert inferred.kernel_sizes == {2: 3, 3: 3, 4: 1}
