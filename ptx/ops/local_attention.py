@@ -17,9 +17,9 @@ from jax.experimental import pallas as pl
 
 from ptx.ops._dispatch import interpret_mode, resolve_impl, row_block, with_reference_vjp
 from ptx.ops.resample import (
-    _bilinear_value,
     bilinear_flat,
     bilinear_grads,
+    bilinear_value,
     channel_dot,
     exact_step,
     pixel_grid,
@@ -80,7 +80,7 @@ def _attend_flat(flat, hs, ws, flow, weights, k, row0=0):
 
     def tap(j, acc):
         px, py = _tap_xy(j, k, flow, bx, by)
-        vals = _bilinear_value(flat, hs, ws, px, py)
+        vals = bilinear_value(flat, hs, ws, px, py)
         wj = lax.dynamic_index_in_dim(weights, j, axis=-1, keepdims=True)
         return acc + wj.astype(vals.dtype) * vals
 
@@ -100,8 +100,8 @@ def _attend_grads_flat(flat, hs, ws, flow, weights, g, k):
         hi, lo, dfx, dfy, dw = carry
         px, py = _tap_xy(j, k, flow, bx, by)
         wj = lax.dynamic_index_in_dim(weights, j, axis=-1, keepdims=True)
-        d_px, d_py, (hi, lo) = bilinear_grads(flat, hs, ws, px, py, gk * wj, (hi, lo), step)
-        dwj = channel_dot(gk, _bilinear_value(flat, hs, ws, px, py))
+        d_px, d_py, (hi, lo), value = bilinear_grads(flat, hs, ws, px, py, gk * wj, (hi, lo), step)
+        dwj = channel_dot(gk, value)
         dw = lax.dynamic_update_index_in_dim(dw, dwj[..., None].astype(dw.dtype), j, axis=-1)
         return hi, lo, dfx + d_px, dfy + d_py, dw
 

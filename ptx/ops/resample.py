@@ -66,28 +66,9 @@ def take_rows(flat: jax.Array, idx: jax.Array) -> jax.Array:
     return flat.at[idx].get(mode="promise_in_bounds")
 
 
-@jax.custom_vjp
-def take_rows_accurate(flat: jax.Array, idx: jax.Array) -> jax.Array:
-    """:func:`take_rows` whose image gradient is :func:`accurate_scatter_add`."""
-    return take_rows(flat, idx)
-
-
-def _take_rows_fwd(flat, idx):
-    # A zero-width array carries the row count through the residuals.
-    return take_rows(flat, idx), (idx, jnp.zeros((flat.shape[0], 0), flat.dtype))
-
-
-def _take_rows_bwd(res, g):
-    idx, rows = res
-    return accurate_scatter_add(rows.shape[0], idx, g), None
-
-
-take_rows_accurate.defvjp(_take_rows_fwd, _take_rows_bwd)
-
-
 def channel_dot(a: jax.Array, b: jax.Array) -> jax.Array:
     """``sum(a * b, -1)`` as a dot: XLA:CPU runs the reduce-of-multiply form of this ~20x slower."""
-    return jnp.einsum("...c,...c->...", a, b)
+    return jnp.einsum("...c,...c->...", a, b, precision=lax.Precision.HIGHEST)  # no bf16 passes on TPU
 
 
 def bilinear_corners(hs: int, ws: int, px: jax.Array, py: jax.Array):
@@ -111,7 +92,8 @@ def _corner_weights(ax, ay):
     return by * bx, by * ax, ay * bx, ay * ax
 
 
-def _bilinear_value(flat, hs, ws, px, py):
+def bilinear_value(flat: jax.Array, hs: int, ws: int, px: jax.Array, py: jax.Array) -> jax.Array:
+    """Forward value of :func:`bilinear_flat` (plain autodiff, used inside hand-written backward passes)."""
     idx, ax, ay = bilinear_corners(hs, ws, px, py)
     # Four separate row gathers: XLA:CPU runs one gather with a stacked (..., 4) index ~80x slower.
     out = None
@@ -124,10 +106,11 @@ def _bilinear_value(flat, hs, ws, px, py):
 def bilinear_grads(flat, hs, ws, px, py, g, image_acc=None, step=None):
     """Reverse-mode pieces of :func:`bilinear_flat` for cotangent ``g (..., C)``.
 
-    Returns ``(d_px, d_py, image_acc)``. The image cotangent is scattered exactly-split into
-    ``image_acc = (hi, lo)`` buffers (fresh ones with a step from ``max|g|`` unless given), so callers can
-    accumulate several samplings before adding ``hi + lo``. The position derivative uses the clamped corner
-    values, hence vanishes outside the image (GFLA's CUDA backward).
+    Returns ``(d_px, d_py, image_acc, value)``; ``value`` is the forward sample, from the same gathers.
+    The image cotangent is scattered exactly-split into ``image_acc = (hi, lo)`` buffers (fresh ones with a
+    step from ``max|g|`` unless given), so callers can accumulate several samplings before adding
+    ``hi + lo``. The position derivative uses the clamped corner values, hence vanishes outside the image
+    (GFLA's CUDA backward).
     """
     idx, ax, ay = bilinear_corners(hs, ws, px, py)
     v00, v01, v10, v11 = (take_rows(flat, i) for i in idx)
@@ -141,25 +124,28 @@ def bilinear_grads(flat, hs, ws, px, py, g, image_acc=None, step=None):
         zeros = jnp.zeros(flat.shape, flat.dtype)
         image_acc = (zeros, zeros)
     hi_acc, lo_acc = image_acc
-    for i, w in zip(idx, _corner_weights(ax, ay)):  # corner weights lie in [0, 1]: max|g| bounds every update
-        hi, lo = split_exact(w[..., None].astype(g.dtype) * g, step)
+    value = None
+    for i, w, v in zip(idx, _corner_weights(ax, ay), (v00, v01, v10, v11)):
+        wc = w[..., None].astype(g.dtype)
+        value = wc * v if value is None else value + wc * v
+        hi, lo = split_exact(wc * g, step)  # corner weights lie in [0, 1]: max|g| bounds every update
         hi_acc = scatter_rows(hi_acc, i, hi)
         lo_acc = scatter_rows(lo_acc, i, lo)
-    return d_px.astype(px.dtype), d_py.astype(py.dtype), (hi_acc, lo_acc)
+    return d_px.astype(px.dtype), d_py.astype(py.dtype), (hi_acc, lo_acc), value
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
 def _bilinear(flat, hs, ws, px, py):
-    return _bilinear_value(flat, hs, ws, px, py)
+    return bilinear_value(flat, hs, ws, px, py)
 
 
 def _bilinear_fwd(flat, hs, ws, px, py):
-    return _bilinear_value(flat, hs, ws, px, py), (flat, px, py)
+    return bilinear_value(flat, hs, ws, px, py), (flat, px, py)
 
 
 def _bilinear_bwd(hs, ws, res, g):
     flat, px, py = res
-    d_px, d_py, (hi, lo) = bilinear_grads(flat, hs, ws, px, py, g)
+    d_px, d_py, (hi, lo), _ = bilinear_grads(flat, hs, ws, px, py, g)
     return hi + lo, d_px, d_py
 
 
@@ -176,21 +162,103 @@ def bilinear_flat(flat: jax.Array, hs: int, ws: int, px: jax.Array, py: jax.Arra
 
 
 def gaussian_taps(pos: jax.Array, size: int, kernel_size: int, dilation: int, sigma: float):
-    """resample2d taps along one axis: clamped indices and Gaussian weights, each ``(*pos.shape, 2*(K//2))``."""
+    """resample2d taps along one axis: clamped indices, Gaussian weights and the weights' derivative w.r.t.
+    ``pos``, each ``(*pos.shape, 2*(K//2))``."""
     base = jnp.floor(pos)
     frac = pos - base
-    idx, wts = [], []
+    idx, wts, dws = [], [], []
     for f in range(kernel_size // 2):
-        for offset, dist in (
-            (-f * dilation, f * dilation + frac),
-            ((f + 1) * dilation, (f + 1) * dilation - frac),
+        # (tap offset, distance, d distance / d frac)
+        for offset, dist, sign in (
+            (-f * dilation, f * dilation + frac, 1.0),
+            ((f + 1) * dilation, (f + 1) * dilation - frac, -1.0),
         ):
+            w = jnp.exp(-(dist * dist) / (2.0 * sigma * sigma))
             idx.append(jnp.clip(base + offset, 0, size - 1).astype(jnp.int32))
-            wts.append(jnp.exp(-(dist * dist) / (2.0 * sigma * sigma)))
+            wts.append(w)
+            dws.append(w * (-dist / (sigma * sigma)) * sign)
     if not idx:  # kernel_size < 2: no taps; the original then divides 0 by its 1e-8 floor
         shape = (*pos.shape, 0)
-        return jnp.zeros(shape, jnp.int32), jnp.zeros(shape, pos.dtype)
-    return jnp.stack(idx, -1), jnp.stack(wts, -1)
+        return jnp.zeros(shape, jnp.int32), jnp.zeros(shape, pos.dtype), jnp.zeros(shape, pos.dtype)
+    return jnp.stack(idx, -1), jnp.stack(wts, -1), jnp.stack(dws, -1)
+
+
+def _tap(arr, t):
+    return lax.dynamic_index_in_dim(arr, t, -1, False)
+
+
+def _gaussian_parts(flat, hs, ws, px, py, kernel_size, dilation, sigma):
+    ix, wx, dwx = gaussian_taps(px, ws, kernel_size, dilation, sigma)
+    iy, wy, dwy = gaussian_taps(py, hs, kernel_size, dilation, sigma)
+    den = jnp.sum(wy, axis=-1) * jnp.sum(wx, axis=-1)
+    den = jnp.where(den == 0, jnp.asarray(1e-8, den.dtype), den)
+    return (ix, wx, dwx), (iy, wy, dwy), den
+
+
+def gaussian_value(flat, hs, ws, px, py, kernel_size, dilation, sigma):
+    """Forward value of :func:`gaussian_flat`; the taps are visited one per loop step (memory: one map)."""
+    (ix, wx, _), (iy, wy, _), den = _gaussian_parts(flat, hs, ws, px, py, kernel_size, dilation, sigma)
+    tx = ix.shape[-1]
+
+    def tap(t, acc):
+        a, b = t // tx, t % tx
+        w = _tap(wy, a) * _tap(wx, b)
+        return acc + w[..., None].astype(flat.dtype) * take_rows(flat, _tap(iy, a) * ws + _tap(ix, b))
+
+    num = jnp.zeros((*px.shape, flat.shape[-1]), flat.dtype)
+    if tx:  # kernel_size < 2 has no taps
+        num = lax.fori_loop(0, tx * tx, tap, num)
+    return num / den[..., None].astype(num.dtype)
+
+
+def _gaussian_grads(flat, hs, ws, px, py, g, kernel_size, dilation, sigma):
+    """Hand-written reverse pass (quotient rule over the separable weights, exact-split image sums)."""
+    (ix, wx, dwx), (iy, wy, dwy), den = _gaussian_parts(flat, hs, ws, px, py, kernel_size, dilation, sigma)
+    tx = ix.shape[-1]
+    g = g.astype(flat.dtype)
+    out = gaussian_value(flat, hs, ws, px, py, kernel_size, dilation, sigma)
+    g_num = g / den[..., None].astype(g.dtype)  # d out / d num
+    d_den = -channel_dot(g, out) / den  # d out / d den
+    step = exact_step(jnp.max(jnp.abs(g_num)) if g.size else jnp.zeros((), g.dtype))  # tap weights <= 1
+
+    def tap(t, carry):
+        hi, lo, s = carry
+        a, b = t // tx, t % tx
+        idx = _tap(iy, a) * ws + _tap(ix, b)
+        s = lax.dynamic_update_index_in_dim(s, channel_dot(g_num, take_rows(flat, idx))[..., None], t, -1)
+        h_part, l_part = split_exact((_tap(wy, a) * _tap(wx, b))[..., None].astype(g.dtype) * g_num, step)
+        return scatter_rows(hi, idx, h_part), scatter_rows(lo, idx, l_part), s
+
+    zeros = jnp.zeros_like(flat)
+    s = jnp.zeros((*px.shape, tx * tx), px.dtype)
+    hi, lo = zeros, zeros
+    if tx:
+        hi, lo, s = lax.fori_loop(0, tx * tx, tap, (hi, lo, s))
+    s = s.reshape(*px.shape, tx, tx)  # d out / d (wy_a * wx_b)
+    d_wy = jnp.einsum("...ab,...b->...a", s, wx, precision=lax.Precision.HIGHEST) + d_den[
+        ..., None
+    ] * jnp.sum(wx, -1, keepdims=True)
+    d_wx = jnp.einsum("...ab,...a->...b", s, wy, precision=lax.Precision.HIGHEST) + d_den[
+        ..., None
+    ] * jnp.sum(wy, -1, keepdims=True)
+    return hi + lo, jnp.sum(d_wx * dwx, -1), jnp.sum(d_wy * dwy, -1)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 5, 6, 7))
+def _gaussian(flat, hs, ws, px, py, kernel_size, dilation, sigma):
+    return gaussian_value(flat, hs, ws, px, py, kernel_size, dilation, sigma)
+
+
+def _gaussian_fwd(flat, hs, ws, px, py, kernel_size, dilation, sigma):
+    return gaussian_value(flat, hs, ws, px, py, kernel_size, dilation, sigma), (flat, px, py)
+
+
+def _gaussian_bwd(hs, ws, kernel_size, dilation, sigma, res, g):
+    flat, px, py = res
+    return _gaussian_grads(flat, hs, ws, px, py, g, kernel_size, dilation, sigma)
+
+
+_gaussian.defvjp(_gaussian_fwd, _gaussian_bwd)
 
 
 def gaussian_flat(
@@ -205,24 +273,9 @@ def gaussian_flat(
 ) -> jax.Array:
     """Normalised separable Gaussian sample (GFLA resample2d) of a flattened image at ``px, py``.
 
-    The taps are visited one per loop step so memory stays at one gathered map, not (K//2*2)^2 of them.
+    Reverse-mode differentiable in all three arrays (hand-written VJP; no forward mode).
     """
-    ix, wx = gaussian_taps(px, ws, kernel_size, dilation, sigma)
-    iy, wy = gaussian_taps(py, hs, kernel_size, dilation, sigma)
-    tx = ix.shape[-1]
-    den = jnp.sum(wy, axis=-1, keepdims=True) * jnp.sum(wx, axis=-1, keepdims=True)
-    den = jnp.where(den == 0, jnp.asarray(1e-8, den.dtype), den)
-
-    def tap(t, acc):
-        a, b = t // tx, t % tx
-        idx = lax.dynamic_index_in_dim(iy, a, -1, False) * ws + lax.dynamic_index_in_dim(ix, b, -1, False)
-        w = lax.dynamic_index_in_dim(wy, a, -1, True) * lax.dynamic_index_in_dim(wx, b, -1, True)
-        return acc + w.astype(flat.dtype) * take_rows_accurate(flat, idx)
-
-    num = jnp.zeros((*px.shape, flat.shape[-1]), flat.dtype)
-    if tx:  # kernel_size < 2 has no taps
-        num = lax.fori_loop(0, tx * tx, tap, num)
-    return num / den.astype(num.dtype)
+    return _gaussian(flat, hs, ws, px, py, kernel_size, dilation, sigma)
 
 
 def pixel_grid(h: int, w: int, dtype, row0=0) -> tuple[jax.Array, jax.Array]:
