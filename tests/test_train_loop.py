@@ -3,12 +3,11 @@ device-to-host copies between logging steps, stage carry-over with a frozen play
 
 import collections
 import json
-import pathlib
 
 import jax
 import numpy as np
 import pytest
-from train_fixtures import Recorder, final_params, tiny_config
+from train_fixtures import Recorder, cheap_compiles, final_params, shared_cache_dir, tiny_config
 
 from configs import common
 from ptx.methods import toy
@@ -23,12 +22,10 @@ ONE_STAGE = {
 
 
 @pytest.fixture(scope="module", autouse=True)
-def fast_compiles():
-    """XLA's cheapest compile mode: these tests run tiny programs a few times."""
-    old = jax.config.values.get("jax_disable_most_optimizations", False)
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", old)
+def fast_compiles(tmp_path_factory):
+    """Cheapest XLA compiles, and a compilation cache so that identical programs compile once."""
+    with cheap_compiles(shared_cache_dir(tmp_path_factory)):
+        yield
 
 
 def _run(workdir, recorder=None, **overrides):
@@ -48,7 +45,8 @@ def runs(tmp_path_factory):
     return out
 
 
-def test_same_params_on_1_device_8_devices_and_fsdp(runs):
+def test_same_params_on_1_device_8_devices_and_fsdp_then_eval_mode(runs, tmp_path):
+    # One test, not several sharing the fixture: pytest-xdist would build the fixture in each worker.
     ref = runs["one"][1]
     for name in ("data", "fsdp"):
         got = runs[name][1]
@@ -57,6 +55,24 @@ def test_same_params_on_1_device_8_devices_and_fsdp(runs):
         )
     assert runs["one"][2].drawn == runs["data"][2].drawn == runs["fsdp"][2].drawn
     assert runs["data"][0].status == "finished" and runs["data"][0].global_step == 3
+    _check_eval_mode(runs["data"][3], tmp_path)
+
+
+def _check_eval_mode(workdir, tmp_path):
+    """``--mode eval`` scores the workdir's latest checkpoint; with none, ``config.init_from`` weights
+    ({player: variables}, as ``python -m ptx.convert`` writes them) carried into a fresh init: same numbers."""
+    from ptx.train import checkpoint
+
+    config = tiny_config(**ONE_STAGE, **{"evals": common.ConfigDict({"l1": {"type": "l1"}})})
+    rec = Recorder(config.data.image_size, config.data.batch_size)
+    from_ckpt = loop.evaluate(config, workdir, loader_factory=rec)
+    state = checkpoint.load_params(sorted((workdir / "checkpoints").glob("[0-9]*"))[-1] / "state")
+    variables = {p: {"params": v, **state["state"][p]} for p, v in state["params"].items()}
+    checkpoint.save_params(tmp_path / "converted", variables)
+    config.init_from = str(tmp_path / "converted")
+    from_weights = loop.evaluate(config, tmp_path / "eval", loader_factory=rec)
+    assert set(from_ckpt) == {"l1"} and from_ckpt == pytest.approx(from_weights, rel=1e-6)
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["eval"] == from_weights
 
 
 def test_fsdp_shards_some_leaves():
@@ -68,9 +84,9 @@ def test_fsdp_shards_some_leaves():
     assert "data" in tuple(spec)
 
 
-@pytest.fixture(scope="module")
-def staged(tmp_path_factory):
-    """Two stages (warmup: gen; full: disc only, gen frozen), counting how often each loss is traced."""
+def test_two_stages_compile_once_carry_over_freeze_and_log(tmp_path):
+    """warmup (gen, 3 steps) then full (disc trained, gen frozen, 4 steps), counting loss traces, with the
+    device-to-host transfer guard on every step that logs nothing."""
     traces = collections.Counter()
     original = toy.ToyMethod.loss
 
@@ -78,56 +94,46 @@ def staged(tmp_path_factory):
         traces[(stage, player)] += 1
         return original(self, stage, player, *args)
 
+    overrides = {
+        "stages": [
+            common.stage("warmup", 3, ["gen"]),
+            common.stage("full", 4, ["gen", "disc"], freeze=["gen"]),
+        ],
+        "log.every_steps": 3,
+        "log.image_every_steps": 4,
+        "ckpt.every_steps": 3,
+        "ckpt.keep": 5,
+        "log.transfer_guard": "disallow_explicit",
+    }
     toy.ToyMethod.loss = counting
     try:
-        workdir = tmp_path_factory.mktemp("staged")
-        overrides = {
-            "stages": [
-                common.stage("warmup", 4, ["gen"]),
-                common.stage("full", 4, ["gen", "disc"], freeze=["gen"]),
-            ],
-            "log.every_steps": 3,
-            "log.image_every_steps": 4,
-            "ckpt.every_steps": 3,
-            "ckpt.keep": 5,
-            "log.transfer_guard": "disallow_explicit",
-        }
-        result, rec = _run(workdir, **overrides)
+        result, rec = _run(tmp_path, **overrides)
     finally:
         toy.ToyMethod.loss = original
-    return workdir, result, rec, traces
 
-
-def test_each_stage_compiles_once_and_never_syncs_between_log_steps(staged):
-    workdir, result, rec, traces = staged
-    # 8 steps ran with the device-to-host guard on the quiet steps; each loss was traced once per stage.
-    assert result.status == "finished" and result.global_step == 8
+    # Compiled once per stage (each loss traced once), no sync between logging steps (the guard raised not).
+    assert result.status == "finished" and result.global_step == 7
     assert traces == {("warmup", "gen"): 1, ("full", "disc"): 1}
-    assert [name.split(":")[1] for _, name in rec.drawn] == ["0", "1", "2", "3"] * 2
+    assert [name.split(":")[1] for _, name in rec.drawn] == ["0", "1", "2", "0", "1", "2", "3"]
 
-
-def test_stage_carry_over_and_frozen_player(staged):
-    workdir = staged[0]
-    ckpts = workdir / "checkpoints"
+    # Stage full started from warmup's final generator (carried) and kept it (frozen); disc is new.
     from ptx.train import checkpoint
 
-    end_warmup = checkpoint.load_params(ckpts / "4" / "state")["params"]
-    end_full = final_params(workdir)
+    end_warmup = checkpoint.load_params(tmp_path / "checkpoints" / "3" / "state")["params"]
+    end_full = final_params(tmp_path)
     assert "disc" not in end_warmup and "disc" in end_full
     jax.tree.map(np.testing.assert_array_equal, end_warmup["gen"], end_full["gen"])
 
-
-def test_logs_images_and_metrics_written(staged):
-    workdir = pathlib.Path(staged[0])
-    pngs = sorted(p.name for p in (workdir / "images").glob("*.png"))
-    assert pngs == ["samples_full_00000008.png", "samples_warmup_00000004.png"]
+    # Image grid (PNG + TensorBoard), metrics.json.
+    pngs = sorted(p.name for p in (tmp_path / "images").glob("*.png"))
+    assert pngs == ["samples_full_00000007.png"]
     from PIL import Image
 
-    grid = np.asarray(Image.open(workdir / "images" / pngs[0]))
+    grid = np.asarray(Image.open(tmp_path / "images" / pngs[0]))
     assert grid.shape == (4 * 32, 4 * 16, 3)  # num_images rows of source | pose | output | target
-    assert list((workdir / "tb").glob("events.out.tfevents.*"))
-    metrics = json.loads((workdir / "metrics.json").read_text())
-    assert metrics["global_step"] == 8 and np.isfinite(metrics["train"]["disc/loss"])
+    assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["global_step"] == 7 and np.isfinite(metrics["train"]["disc/loss"])
 
 
 def test_non_finite_loss_stops_with_step_and_term(tmp_path):
@@ -142,22 +148,3 @@ def test_non_finite_loss_stops_with_step_and_term(tmp_path):
     assert ckpt.latest_step() == 2
     ckpt.close()
     assert all(np.isfinite(x).all() for x in jax.tree.leaves(final_params(tmp_path)))
-
-
-def test_eval_mode_on_checkpoint_and_on_converted_weights(runs, tmp_path):
-    """``--mode eval`` scores the workdir's latest checkpoint; with none, ``config.init_from`` weights
-    ({player: variables}, as ``python -m ptx.convert`` writes them) carried into a fresh init: same numbers."""
-    from ptx.train import checkpoint
-
-    workdir = runs["data"][3]
-    config = tiny_config(**ONE_STAGE, **{"evals": common.ConfigDict({"l1": {"type": "l1"}})})
-    rec = Recorder(config.data.image_size, config.data.batch_size)
-    from_ckpt = loop.evaluate(config, workdir, loader_factory=rec)
-    state = checkpoint.load_params(sorted((workdir / "checkpoints").glob("[0-9]*"))[-1] / "state")
-    checkpoint.save_params(
-        tmp_path / "converted", {p: {"params": v, **state["state"][p]} for p, v in state["params"].items()}
-    )
-    config.init_from = str(tmp_path / "converted")
-    from_weights = loop.evaluate(config, tmp_path / "eval", loader_factory=rec)
-    assert set(from_ckpt) == {"l1"} and from_ckpt == pytest.approx(from_weights, rel=1e-6)
-    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["eval"] == from_weights

@@ -3,7 +3,6 @@ same training in 2 processes joined with jax.distributed. Each run is a subproce
 they share a persistent compilation cache, so only the first compiles."""
 
 import json
-import os
 import pathlib
 import socket
 import subprocess
@@ -12,33 +11,34 @@ import sys
 import jax
 import numpy as np
 import pytest
-from train_fixtures import final_params
+from train_fixtures import (
+    Recorder,
+    cheap_compiles,
+    final_params,
+    shared_cache_dir,
+    subprocess_env,
+    tiny_config,
+)
+
+from ptx.train import loop
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 # Two stages of 3 steps (warmup: gen; full: gen + disc); checkpoints every 2 steps and at stage ends.
-SETTINGS = [
-    "--set",
-    "ckpt.every_steps=2",
-    "--set",
-    "ckpt.keep=2",
-    "--set",
-    "log.every_steps=3",
-    "--set",
-    "log.tensorboard=false",
-]
+OVERRIDES = {"ckpt.every_steps": 2, "ckpt.keep": 2, "log.every_steps": 3, "log.tensorboard": False}
+SETTINGS = [arg for k, v in OVERRIDES.items() for arg in ("--set", f"{k}={json.dumps(v)}")]
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    cache = tmp_path_factory.mktemp("jax_cache")
-    return {
-        **os.environ,
-        "PYTHONPATH": str(REPO),
-        "JAX_DISABLE_MOST_OPTIMIZATIONS": "1",
-        "JAX_COMPILATION_CACHE_DIR": str(cache),
-        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-        "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
-    }
+def cache(tmp_path_factory):
+    """One compilation cache for this process and the subprocesses: only the first run compiles."""
+    path = shared_cache_dir(tmp_path_factory)
+    with cheap_compiles(path):
+        yield path
+
+
+@pytest.fixture(scope="module")
+def env(cache):
+    return subprocess_env(cache)
 
 
 def _train(env, workdir, *args, expect_rc=0):
@@ -67,13 +67,16 @@ def _assert_same_params(a, b):
 
 
 @pytest.fixture(scope="module")
-def reference(env, tmp_path_factory):
+def reference(cache, tmp_path_factory):
+    """The uninterrupted run, in this process (same config and compile options as the subprocesses)."""
     workdir = tmp_path_factory.mktemp("uninterrupted")
-    assert _train(env, workdir)["status"] == "finished"
+    config = tiny_config(**OVERRIDES)
+    rec = Recorder(config.data.image_size, config.data.batch_size, log_path=workdir / "batches.txt")
+    assert loop.run(config, workdir, loader_factory=rec).status == "finished"
     return final_params(workdir), _batches(workdir)
 
 
-def test_sigkill_mid_save_then_sigterm_then_restart_match_uninterrupted(env, reference, tmp_path):
+def _check_sigkill_mid_save_then_sigterm_then_restart(env, reference, tmp_path):
     params, batches = reference
     # 1. SIGKILL right after the async save of global step 5 started (when the 6th batch is drawn).
     _train(env, tmp_path, "--kill-after", "6", "--signal", "KILL", expect_rc=-9)
@@ -100,7 +103,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_processes_match_one(env, reference, tmp_path):
+def _check_two_processes(env, reference, tmp_path):
     port = _free_port()
     procs = []
     for i in range(2):
@@ -137,3 +140,9 @@ def test_two_processes_match_one(env, reference, tmp_path):
         assert [d.split(":")[:2] for d in drawn] == keys
         assert all(d.split(":")[2] == str(4 * i) for d in drawn)  # process i holds rows 4i..4i+3
     _assert_same_params(final_params(tmp_path), params)
+
+
+def test_interrupted_and_two_process_runs_match_uninterrupted(env, reference, tmp_path):
+    # One test, not two sharing the reference fixture: pytest-xdist would build it in each worker.
+    _check_sigkill_mid_save_then_sigterm_then_restart(env, reference, tmp_path / "interrupted")
+    _check_two_processes(env, reference, tmp_path / "two_processes")

@@ -11,6 +11,7 @@ it, so 1 process and N processes see the same global batches. Run as a script to
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import pathlib
@@ -172,6 +173,52 @@ class Recorder:
         self.trained += 1
         if self.kill_after is not None and self.trained == self.kill_after:
             os.kill(os.getpid(), self.sig)
+
+
+def shared_cache_dir(tmp_path_factory) -> pathlib.Path:
+    """A compilation-cache folder shared by the pytest-xdist workers of this session (writes are atomic)."""
+    base = tmp_path_factory.getbasetemp()
+    base = base.parent if base.name.startswith("popen-gw") else base  # the session's folder under xdist
+    path = base / "ptx_train_jax_cache"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+@contextlib.contextmanager
+def cheap_compiles(cache_dir):
+    """XLA's cheapest compile mode and a persistent compilation cache (shared with the subprocesses given
+    ``subprocess_env(cache_dir)``), so a program compiled once is reused by every later run; restored after."""
+    import jax
+    from jax.experimental.compilation_cache import compilation_cache as cc
+
+    names = (
+        "jax_disable_most_optimizations",
+        "jax_compilation_cache_dir",
+        "jax_persistent_cache_min_compile_time_secs",
+        "jax_persistent_cache_min_entry_size_bytes",
+    )
+    old = {n: jax.config.values.get(n) for n in names}
+    for n, v in zip(names, (True, str(cache_dir), 0.0, 0)):
+        jax.config.update(n, v)
+    cc.reset_cache()
+    try:
+        yield
+    finally:
+        for n, v in old.items():
+            jax.config.update(n, v)
+        cc.reset_cache()
+
+
+def subprocess_env(cache_dir) -> dict[str, str]:
+    """Environment for ``python -m tests.train_fixtures`` runs matching ``cheap_compiles(cache_dir)``."""
+    return {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "JAX_DISABLE_MOST_OPTIMIZATIONS": "1",
+        "JAX_COMPILATION_CACHE_DIR": str(cache_dir),
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+        "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
+    }
 
 
 def tiny_config(**overrides: Any):

@@ -275,7 +275,6 @@ def run(config, workdir: str | pathlib.Path, *, loader_factory: LoaderFactory | 
                     stop,
                     previous,
                     (latest, meta) if resume else None,
-                    workdir,
                 )
                 if result.status != "finished":
                     return result
@@ -312,8 +311,8 @@ def _run_stage(
     stop: _StopFlag,
     previous,
     resume,
-    workdir: pathlib.Path,
 ) -> _Outcome:
+    """One stage from its start (fresh, carried or from ``init_from``) or from ``resume = (step, meta)``."""
     stage, n = setup.stage, setup.stage.num_steps
     data_iter = iter(setup.loader)
     if resume is not None:
