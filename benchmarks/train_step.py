@@ -107,13 +107,13 @@ def main(argv: list[str]) -> None:
     )
     print(f"  compile      {compile_s:8.2f} s")
     print(
-        f"  step         {step_s * 1e3:8.1f} ms   ({1 / step_s:.2f} steps/s, {batch_size / step_s:.1f} images/s)"
+        f"  step         {step_s * 1e3:8.1f} ms   ({1 / step_s:.3g} steps/s, {batch_size / step_s:.3g} images/s)"
     )
     print(f"  FLOPs/step   {flops:10.3e}   achieved {flops / step_s / 1e9:.2f} GFLOP/s")
     torch_s = _torch_time(module, config, batch_size, _STEPS.value)
     if torch_s is not None:
         print(
-            f"  PyTorch      {torch_s * 1e3:8.1f} ms   ({batch_size / torch_s:.1f} images/s)  [original code, CPU]"
+            f"  PyTorch      {torch_s * 1e3:8.1f} ms   ({batch_size / torch_s:.3g} images/s)  [original code, CPU]"
         )
     elif importlib.util.find_spec("torch") is None:
         print("  PyTorch      (torch not installed)")
