@@ -5,7 +5,8 @@
 
 The step is the trainer's own (``ptx.train.loop.setup_stage``: same sharding, donation and jit), fed one
 synthetic batch of the config's shapes, so no dataset is needed. FLOPs come from XLA's cost analysis of the
-compiled step (what XLA counts, per step, all devices). When torch imports and the method module offers
+compiled step, which describes one device's partition of the program; achieved FLOP/s multiplies it by the
+device count (replicated work included). When torch imports and the method module offers
 ``torch_reference(config, batch_size) -> step()`` (one optimizer step of the original PyTorch code on a batch
 held by the callable), its time per step is printed beside ours.
 """
@@ -109,7 +110,10 @@ def main(argv: list[str]) -> None:
     print(
         f"  step         {step_s * 1e3:8.1f} ms   ({1 / step_s:.3g} steps/s, {batch_size / step_s:.3g} images/s)"
     )
-    print(f"  FLOPs/step   {flops:10.3e}   achieved {flops / step_s / 1e9:.2f} GFLOP/s")
+    total = flops * mesh.size
+    print(
+        f"  FLOPs/step   {flops:10.3e} per device   achieved {total / step_s / 1e9:.3g} GFLOP/s (all devices)"
+    )
     torch_s = _torch_time(module, config, batch_size, _STEPS.value)
     if torch_s is not None:
         print(
