@@ -1,6 +1,7 @@
 """Custom ops of the pose-transfer originals (GFLA CUDA extensions, Def-GAN affine warps) in jnp and Pallas.
 
-Every differentiable op takes ``impl="auto"|"xla"|"pallas"``; ``auto`` uses jnp on CPU and Pallas elsewhere.
+Every differentiable op takes ``impl="auto"|"xla"|"pallas"``; ``auto`` currently uses the jnp path on every
+backend (the Pallas kernels are validated in interpret mode only; see ``_dispatch.resolve_impl``).
 Flows are NHWC ``(B, h, w, 2)``: ``[..., 0]`` = x offset, ``[..., 1]`` = y offset, in pixels.
 """
 

@@ -10,11 +10,16 @@ IMPLS = ("auto", "xla", "pallas")
 
 
 def resolve_impl(impl: str) -> str:
-    """Map ``impl`` to "xla" or "pallas". ``auto`` picks jnp on CPU (Pallas only runs interpreted there)."""
+    """Map ``impl`` to "xla" or "pallas".
+
+    ``auto`` picks the jnp path on every backend for now: on CPU Pallas only runs interpreted, and the
+    kernels (whole-image blocks with in-kernel gathers) have so far been validated only in interpret mode,
+    not lowered with Triton/Mosaic on a GPU or TPU. Pass ``impl="pallas"`` to use them explicitly.
+    """
     if impl not in IMPLS:
         raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
     if impl == "auto":
-        return "xla" if jax.default_backend() == "cpu" else "pallas"
+        return "xla"
     return impl
 
 
