@@ -11,9 +11,12 @@ attention blocks, ngf 64, instance norm, dropout; D_PP and D_PB ResnetDiscrimina
 (``heatmap=onehot`` gives the fashion script's uint8-truncated point maps; card section 5). Needs the torchvision
 VGG19 file and ``python -m data_builders deepfashion_pose``. Published: SSIM 0.773, IS 3.209 (PATN paper, Tab. 1).
 
-demo: fashion puppets at 64x44, batch 4, ngf 16, 3 blocks, 600 steps: under 10 minutes on 2 CPU cores; beats
-copying the source and the mean target image in SSIM and L1 on held-out pairs (``tests/test_patn_demo_slow.py``).
-Uses the VGG19 file when present, otherwise seeded random VGG features (a warning says so).
+demo: fashion puppets at 64x44, batch 4, ngf 16, 3 blocks, 600 steps, Adam 5e-4; reconstruction weights 10 L1 +
+10 perceptual (market's; the paper's 1/1 leaves the L1 above the mean image's in 600 steps), GAN as the paper.
+Uses the VGG19 file when present, otherwise seeded random VGG features (a warning says so). Measured on held-out
+puppet pairs (test split; random VGG; 15 min on the shared, loaded 2-core machine):
+SSIM 0.593 / L1 0.150 vs copy-source 0.355 / 0.225 and mean image 0.544 / 0.149: beats both in SSIM and copying
+in L1, NOT yet the mean image in L1 (``tests/test_patn_demo_slow.py`` asserts all four and fails on that one).
 
 tiny: the smallest networks at 32x24 for tests.
 """
@@ -86,6 +89,8 @@ def patn_config(arg, *, data: str, study: str = "patn") -> common.ConfigDict:
     )
     c.model = common.ConfigDict({"norm": d["norm"], "heatmap": arg.heatmap, **_NARROW.get(v, {})})
     loss = {"l1": 0.0, "perceptual": 0.0, "ssim": 0.0, "pssim": 0.0, "style": 0.0, **WEIGHTS[(study, data)]}
+    if v == "demo":  # stronger reconstruction so a few hundred CPU steps get close to the target images
+        loss.update({k: 10.0 for k in ("l1", "perceptual", "pssim") if loss[k]})
     c.loss = common.ConfigDict(
         {
             **loss,
