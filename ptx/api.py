@@ -266,6 +266,25 @@ def _frame_aspect(config) -> float:
     return float(frame[0]) / float(frame[1])
 
 
+def _random_variables(shapes: Any, seed: int = 0) -> Any:
+    """Untrained weights drawn on the host from the variables' shapes (norm scales 1, biases and running means
+    0, variances 1, other leaves N(0, 0.02^2)): a random sampler without compiling the model's initialisers,
+    which XLA on CPU takes minutes for."""
+    import jax
+
+    rng = np.random.default_rng(seed)
+
+    def draw(path, leaf):
+        name = str(getattr(path[-1], "key", path[-1]))
+        if name in ("scale", "var"):
+            return np.ones(leaf.shape, leaf.dtype)
+        if name in ("bias", "mean"):
+            return np.zeros(leaf.shape, leaf.dtype)
+        return (rng.standard_normal(leaf.shape) * 0.02).astype(leaf.dtype)
+
+    return jax.tree_util.tree_map_with_path(draw, shapes)
+
+
 def sampler_for(config, variables: dict[str, Any] | None, *, batch_size: int = 8) -> Sampler:
     """A sampler of ``config``'s method with ``variables`` (None: fresh random init, for smoke tests)."""
     import jax
@@ -276,7 +295,8 @@ def sampler_for(config, variables: dict[str, Any] | None, *, batch_size: int = 8
     size = tuple(int(s) for s in config.data.image_size)
     if variables is None:
         stage = config.stages[-1].name if config.get("stages") else "full"
-        variables = method.init(jax.random.key(0), _dummy_batch(size), stage)
+        shapes = jax.eval_shape(lambda k: method.init(k, _dummy_batch(size), stage), jax.random.key(0))
+        variables = _random_variables(shapes)
     return Sampler(method, variables, size, _frame_aspect(config), batch_size=batch_size)
 
 
