@@ -17,8 +17,6 @@ gain 0.02, biases 0, norm scales 1. Metrics are the unweighted terms (the traine
 from __future__ import annotations
 
 import dataclasses
-import os
-import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ptx.losses import correctness, flow_regularization, gan, perceptual
+from ptx.methods.common import VGG19_FILE, resolve_vgg, to_unit
 from ptx.methods.protocol import LossOutput, PlayerVariables
 from ptx.models import gfla as models
 from ptx.nn import vgg as vgg_lib
@@ -44,7 +43,7 @@ DEFAULT_WEIGHTS: dict[str, float] = {
     "content": 0.5,
     "style": 500.0,
 }
-VGG_FILE = vgg_lib.WEIGHT_FILES["vgg19"]
+VGG_FILE = VGG19_FILE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,34 +57,6 @@ class Options:
     vgg_fallback_random: bool = False  # paper: a missing VGG file is an error
     init_gain: float = 0.02  # orthogonal init gain; 0 keeps the modules' own initialisers
     stage_players: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
-
-
-def to_unit(image: jax.Array) -> jax.Array:
-    """uint8 [0, 255] -> float32 [-1, 1] (torchvision ToTensor + Normalize(0.5, 0.5))."""
-    return jnp.asarray(image).astype(jnp.float32) / 127.5 - 1.0
-
-
-def resolve_vgg(path: str, fallback_random: bool) -> dict[str, Any]:
-    """VGG19 params: the torchvision file at ``path``; else (when allowed) seeded random features with a warning."""
-    path = os.path.expanduser(path) if path else ""
-    if path and os.path.isfile(path):
-        return vgg_lib.load_vgg(path, "vgg19")
-    if not fallback_random:
-        where = f"at {path!r}" if path else "(config.vgg_path is empty)"
-        raise FileNotFoundError(
-            f"GFLA's perceptual, style and correctness losses need the torchvision VGG19 weights {VGG_FILE}, "
-            f"not found {where}. Users of the original code already have it: "
-            f"{vgg_lib.missing_weights_message('vgg19')}. Pass its path with --config.vgg_path=/path/{VGG_FILE}."
-        )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        params = vgg_lib.load_vgg(None, "vgg19", seed=0)
-    warnings.warn(
-        f"{VGG_FILE} not found{' at ' + path if path else ''}: GFLA uses seeded random VGG19 features for its "
-        "perceptual, style and correctness losses (fine for the demo, not for paper numbers)",
-        stacklevel=2,
-    )
-    return params
 
 
 def orthogonal_reinit(params: Any, rng: jax.Array, gain: float) -> Any:
@@ -155,7 +126,11 @@ class GFLA:
         """Loaded once, as numpy (so ``init`` may be traced: they enter it as constants)."""
         if self._vgg_params is None:
             with jax.ensure_compile_time_eval():
-                params = resolve_vgg(self.options.vgg_path, self.options.vgg_fallback_random)
+                params = resolve_vgg(
+                    self.options.vgg_path,
+                    self.options.vgg_fallback_random,
+                    needed_by="GFLA's perceptual, style and correctness losses",
+                )
                 self._vgg_params = jax.tree.map(np.asarray, params)
         return self._vgg_params
 

@@ -26,8 +26,6 @@ pools (market: 50) are the critics' ``pool`` collections.
 from __future__ import annotations
 
 import dataclasses
-import os
-import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,6 +35,7 @@ import numpy as np
 
 from ptx.data.heatmaps import gaussian_heatmaps, point_maps
 from ptx.losses import gan, perceptual, pssim
+from ptx.methods.common import resolve_vgg, to_unit
 from ptx.methods.protocol import LossOutput, PlayerVariables
 from ptx.models import patn as models
 from ptx.nn import vgg as vgg_lib
@@ -67,31 +66,6 @@ class Options:
     win_sigma: float = 0.8
     vgg_path: str = ""
     vgg_fallback_random: bool = False
-
-
-def to_unit(image: jax.Array) -> jax.Array:
-    """uint8 [0, 255] -> float32 [-1, 1] (ToTensor + Normalize(0.5, 0.5))."""
-    return jnp.asarray(image, jnp.float32) / 127.5 - 1.0
-
-
-def resolve_vgg(path: str, fallback_random: bool) -> dict[str, Any]:
-    """VGG19 params from the torchvision file, or (when allowed) seeded random features with a warning."""
-    path = os.path.expanduser(path) if path else ""
-    if path and os.path.isfile(path):
-        return vgg_lib.load_vgg(path, "vgg19")
-    if not fallback_random:
-        where = f"at {path!r}" if path else "(config.vgg_path is empty)"
-        raise FileNotFoundError(
-            f"PATN's perceptual loss needs the torchvision VGG19 weights, not found {where}: "
-            f"{vgg_lib.missing_weights_message('vgg19')}. Pass --config.vgg_path=/path/to/the/file."
-        )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        params = vgg_lib.load_vgg(None, "vgg19", seed=0)
-    warnings.warn(
-        "PATN: VGG19 file not found; the perceptual loss uses seeded random VGG features", stacklevel=2
-    )
-    return params
 
 
 def image_pool(pool: Mapping[str, jax.Array], images: jax.Array, rng: jax.Array) -> tuple[jax.Array, dict]:
@@ -150,7 +124,11 @@ class PATN:
     def vgg_params(self) -> dict[str, Any]:
         if self._vgg_params is None:
             with jax.ensure_compile_time_eval():
-                params = resolve_vgg(self.options.vgg_path, self.options.vgg_fallback_random)
+                params = resolve_vgg(
+                    self.options.vgg_path,
+                    self.options.vgg_fallback_random,
+                    needed_by="PATN's perceptual losses",
+                )
                 self._vgg_params = {"conv1_1": params["conv1_1"], "conv1_2": params["conv1_2"]}
                 self._vgg_params = jax.tree.map(np.asarray, self._vgg_params)
         return self._vgg_params

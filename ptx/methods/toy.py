@@ -16,6 +16,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from ptx.methods.common import to_unit
 from ptx.methods.protocol import LossOutput, PlayerVariables
 from ptx.nn.layers import BatchNorm, Conv2d, Dense, leaky_relu
 
@@ -28,10 +29,6 @@ class Config:
 
 
 VARIANTS = {"tiny": Config(width=4), "demo": Config(width=16), "paper": Config(width=32)}
-
-
-def _to_unit(image: jax.Array) -> jax.Array:
-    return image.astype(jnp.float32) / 127.5 - 1.0
 
 
 def _pose_code(keypoints: jax.Array, size: tuple[int, int]) -> jax.Array:
@@ -85,9 +82,9 @@ class ToyMethod:
         self.disc = Critic(cfg)
 
     def _inputs(self, batch: dict[str, Any]) -> tuple[jax.Array, jax.Array, jax.Array]:
-        source = _to_unit(batch["source_image"])
+        source = to_unit(batch["source_image"])
         pose = _pose_code(batch["target_keypoints"], source.shape[1:3])
-        return source, pose, _to_unit(batch["target_image"])
+        return source, pose, to_unit(batch["target_image"])
 
     def init(self, rng: jax.Array, batch: dict[str, Any], stage: str) -> PlayerVariables:
         source, pose, target = self._inputs(batch)

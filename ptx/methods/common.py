@@ -1,0 +1,43 @@
+"""Pieces every method recipe uses the same way (methods never import each other; they share this)."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from ptx.nn import vgg as vgg_lib
+
+VGG19_FILE = vgg_lib.WEIGHT_FILES["vgg19"]
+
+
+def to_unit(image: jax.Array) -> jax.Array:
+    """uint8 [0, 255] -> float32 [-1, 1] (torchvision ToTensor + Normalize(0.5, 0.5), as every original)."""
+    return jnp.asarray(image).astype(jnp.float32) / 127.5 - 1.0
+
+
+def resolve_vgg(path: str, fallback_random: bool, *, needed_by: str) -> dict[str, Any]:
+    """VGG19 params from the torchvision file at ``path``; else, when allowed, seeded random features with a
+    warning (demos and tests), else an error naming the file. ``needed_by`` says which losses need it."""
+    path = os.path.expanduser(path) if path else ""
+    if path and os.path.isfile(path):
+        return vgg_lib.load_vgg(path, "vgg19")
+    if not fallback_random:
+        where = f"at {path!r}" if path else "(config.vgg_path is empty)"
+        raise FileNotFoundError(
+            f"{needed_by} need the torchvision VGG19 weights {VGG19_FILE}, not found {where}. Users of the "
+            f"original code already have it: {vgg_lib.missing_weights_message('vgg19')}. Pass its path with "
+            f"--config.vgg_path=/path/{VGG19_FILE}."
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        params = vgg_lib.load_vgg(None, "vgg19", seed=0)
+    warnings.warn(
+        f"{VGG19_FILE} not found{' at ' + path if path else ''}: {needed_by} use seeded random VGG19 features "
+        "(fine for demos and tests, not for paper numbers)",
+        stacklevel=2,
+    )
+    return params
