@@ -146,6 +146,13 @@ class Sampler:
             p: {k: v for k, v in var.items() if k != "vgg"} for p, var in self.variables.items()
         }
         self._predict = jax.jit(lambda v, b: self.method.predict(v, b)["image"])
+        # Methods that can encode a source once (GFLA) render pose sequences without re-encoding it.
+        self._encode = jax.jit(self.method.encode_source) if hasattr(self.method, "encode_source") else None
+        self._from_source = (
+            jax.jit(lambda v, f, b: self.method.predict_from_source(v, f, b)["image"])
+            if self._encode
+            else None
+        )
         self.compiles = 0
 
     # -- arrays already in the model frame -------------------------------------------------------------
@@ -154,13 +161,29 @@ class Sampler:
         self, source_images: np.ndarray, source_keypoints: np.ndarray, target_keypoints: np.ndarray
     ) -> np.ndarray:
         """uint8 (N, h, w, 3) in the model frame -> uint8 (N, h, w, 3); runs in fixed-size chunks (one compile)."""
+        return self._chunked(self._run, source_images, source_keypoints, target_keypoints)
+
+    def _chunked(self, run, source_images, source_keypoints, target_keypoints) -> np.ndarray:
         n = len(source_images)
         outs = []
         for start in range(0, n, self.batch_size):
             chunk = slice(start, min(start + self.batch_size, n))
             batch = self._batch(source_images[chunk], source_keypoints[chunk], target_keypoints[chunk])
-            outs.append(np.asarray(self._run(batch))[: chunk.stop - chunk.start])
+            outs.append(np.asarray(run(batch))[: chunk.stop - chunk.start])
         return np.concatenate(outs) if outs else np.zeros((0, *self.image_size, 3), np.uint8)
+
+    def generate_poses(
+        self, source_image: np.ndarray, source_keypoints: np.ndarray, target_keypoints: np.ndarray
+    ) -> np.ndarray:
+        """One source (h, w, 3) in many poses (N, 18, 2): the source is encoded once when the method can."""
+        n = len(target_keypoints)
+        images = np.repeat(source_image[None], n, 0)
+        kps = np.repeat(np.asarray(source_keypoints)[None], n, 0)
+        if self._encode is None:
+            return self.generate(images, kps, target_keypoints)
+        one = self._batch(images[:1], kps[:1], target_keypoints[:1])
+        feats = self._encode(self.variables, one)
+        return self._chunked(lambda b: self._run(b, feats), images, kps, target_keypoints)
 
     def _batch(self, src, src_kps, tgt_kps) -> dict[str, np.ndarray]:
         # Batch 1 has its own (latency) executable; larger requests are padded to ``batch_size``.
@@ -178,12 +201,13 @@ class Sampler:
             "target_keypoints": padded(np.asarray(tgt_kps, np.float32)),
         }
 
-    def _run(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+    def _run(self, batch: dict[str, np.ndarray], feats: Any = None) -> np.ndarray:
         import jax.numpy as jnp
 
-        before = self._predict._cache_size()
-        image = self._predict(self.variables, batch)
-        self.compiles += self._predict._cache_size() - before
+        fn = self._predict if feats is None else self._from_source
+        before = fn._cache_size()
+        image = fn(self.variables, batch) if feats is None else fn(self.variables, feats, batch)
+        self.compiles += fn._cache_size() - before
         return np.asarray(jnp.clip(jnp.round((image + 1.0) * 127.5), 0, 255).astype(jnp.uint8))
 
     # -- photos and poses as people have them ----------------------------------------------------------
@@ -232,12 +256,11 @@ class Sampler:
         fps: float = 10.0,
         pose_frame: str = "photo",
     ) -> list[np.ndarray]:
-        """One frame per pose (source read and framed once, frames generated in batches); writes ``path``
+        """One frame per pose (source read, framed and encoded once, frames in batches); writes ``path``
         (.gif, or .mp4 with imageio-ffmpeg) when given."""
         image, src_kps, fr, _ = self.prepare_source(src, src_pose)
         targets = np.stack([self.target_keypoints(p, fr, pose_frame=pose_frame) for p in poses])
-        n = len(targets)
-        frames = self.generate(np.repeat(image[None], n, 0), np.repeat(src_kps[None], n, 0), targets)
+        frames = self.generate_poses(image, src_kps, targets)
         if path is not None:
             from ptx.data.video import write_animation
 

@@ -259,6 +259,35 @@ class GFLA:
         result.update({f"mask{i}": m for i, m in enumerate(out["masks"])})
         return result
 
+    def encode_source(self, variables: PlayerVariables, batch: Mapping[str, Any]) -> Any:
+        """Source features of the full generator, to reuse across many target poses (animation); None for
+        stage-1 (flow net only) params, whose prediction has no source encoder."""
+        if "target" not in variables["gen"]["params"]:
+            return None
+        source = to_unit(batch["source_image"])
+        params = {"params": variables["gen"]["params"]}
+        return self.generator.apply(params, source, method=models.PoseGenerator.encode_source)
+
+    def predict_from_source(
+        self, variables: PlayerVariables, feats: Any, batch: Mapping[str, Any]
+    ) -> dict[str, jax.Array]:
+        """``predict`` with source features from ``encode_source`` (broadcast over the batch when encoded once)."""
+        if feats is None:
+            return {"image": self.predict(variables, batch)["image"]}
+        x = self.inputs(batch)
+        b = x["source"].shape[0]
+        feats = jax.tree.map(lambda f: jnp.broadcast_to(f, (b, *f.shape[1:])), feats)
+        params = {"params": variables["gen"]["params"]}
+        out = self.generator.apply(
+            params,
+            feats,
+            x["source"],
+            x["source_pose"],
+            x["target_pose"],
+            method=models.PoseGenerator.generate,
+        )
+        return {"image": out["image"]}
+
 
 def warp_source(image: jax.Array, flow: jax.Array) -> jax.Array:
     """Warp a full-resolution image by a low-resolution flow: bilinear upsampling, values scaled to pixels."""

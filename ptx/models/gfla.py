@@ -292,17 +292,33 @@ class PoseFlowNet(nn.Module):
 
 
 class PoseGenerator(nn.Module):
-    """Full GFLA generator: {image (B,H,W,3), flows, masks (lists, deepest first), attn (softmax weights)}."""
+    """Full GFLA generator: {image (B,H,W,3), flows, masks (lists, deepest first), attn (softmax weights)}.
+
+    ``encode_source`` and ``generate`` split the forward pass so that a source image can be encoded once and
+    rendered in many poses (animation); ``__call__`` is both.
+    """
 
     cfg: Config
 
-    @nn.compact
-    def __call__(self, source: jax.Array, source_pose: jax.Array, target_pose: jax.Array) -> dict[str, Any]:
+    def setup(self):
+        self.source = PoseSourceNet(self.cfg)
+        self.flow_net = PoseFlowNet(self.cfg)
+        self.target = PoseTargetNet(self.cfg)
+
+    def encode_source(self, source: jax.Array) -> list[jax.Array]:
+        """Source-image features (independent of any pose)."""
         _check_size(self.cfg, source, "PoseGenerator input")
-        feats = PoseSourceNet(self.cfg, name="source")(source)
-        flows, masks = PoseFlowNet(self.cfg, name="flow_net")(source, source_pose, target_pose)
-        image, attn = PoseTargetNet(self.cfg, name="target")(target_pose, feats, flows, masks)
+        return self.source(source)
+
+    def generate(
+        self, feats: list[jax.Array], source: jax.Array, source_pose: jax.Array, target_pose: jax.Array
+    ) -> dict[str, Any]:
+        flows, masks = self.flow_net(source, source_pose, target_pose)
+        image, attn = self.target(target_pose, feats, flows, masks)
         return {"image": image.astype(jnp.float32), "flows": flows, "masks": masks, "attn": attn}
+
+    def __call__(self, source: jax.Array, source_pose: jax.Array, target_pose: jax.Array) -> dict[str, Any]:
+        return self.generate(self.encode_source(source), source, source_pose, target_pose)
 
 
 class PoseFlowNetGenerator(nn.Module):
