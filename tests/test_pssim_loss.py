@@ -7,8 +7,6 @@ import pytest
 
 from ptx.losses import pssim
 
-WINDOWS = {"win7_sigma0.8": (7, 0.8), "win11_sigma1.5": (11, 1.5)}
-
 
 @pytest.fixture(scope="module")
 def golden(golden_dir):
@@ -36,29 +34,14 @@ def test_part_masks_from_keypoints(golden, case):
     assert float(jnp.abs(got[..., 1:]).sum(axis=(1, 2)).min()) == 0.0  # a missing part stays all zero
 
 
-def _all_terms(gen, tgt, mask):
-    """Everything the fixture records for one case, both windows, in one compiled function."""
-    out = {}
-    for window, (ws, sigma) in WINDOWS.items():
-        out[f"pssim_{window}"], out[f"grad_pssim_wrt_generated_{window}"] = jax.value_and_grad(
-            lambda x, ws=ws, sigma=sigma: pssim.part_ssim(x, tgt, mask, ws, sigma)
-        )(gen)
-        fg, bg = pssim.part_ssim_per_image(gen, tgt, mask, ws, sigma)
-        out[f"fg_part_ssim_per_image_{window}"], out[f"bg_ssim_per_image_{window}"] = fg, bg
-        out[f"plain_ssim_loss_module_{window}"], out[f"grad_plain_ssim_wrt_generated_{window}"] = (
-            jax.value_and_grad(lambda x, ws=ws, sigma=sigma: pssim.ssim_value(x, tgt, ws, sigma))(gen)
-        )
-    return out
+def test_pssim_value_gradient_and_terms_via_check_golden(golden):
+    """Every recorded term of both cases and both windows, through the check_golden hook."""
+    from ptx.tools import check_golden, golden_pssim
 
-
-@pytest.mark.parametrize("case", ["market", "fashion"])
-def test_pssim_value_gradient_and_terms(golden, case):
-    args = [_nhwc(golden[f"input/{case}/{k}"]) for k in ("generated", "target", "part_mask")]
-    got = jax.jit(_all_terms)(*args)
-    assert len(got) == 12
-    for name, value in got.items():
-        value = _nchw(value) if np.ndim(value) == 4 else value
-        assert _rel(value, golden[f"output/{case}/{name}"]) < 1e-4, name
+    report = check_golden.compare(golden_pssim.run_golden(golden, {}))
+    assert len(report) == 2 * 13
+    bad = {k: r for k, r in report.items() if r["rel"] >= 1e-4}
+    assert not bad, bad
 
 
 def test_eval_protocol_from_keypoints(golden):

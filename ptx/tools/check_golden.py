@@ -18,8 +18,8 @@ import sys
 
 import numpy as np
 
-# Fixture prefix -> converter module (fixtures that are not model parity cases are not listed).
-CONVERTERS = {"gfla": "ptx.convert.gfla", "patn": "ptx.convert.patn"}
+# Fixture prefix -> module with ``run_golden`` (converters for model fixtures; a loss hook for pSSIM).
+CONVERTERS = {"gfla": "ptx.convert.gfla", "patn": "ptx.convert.patn", "pssim": "ptx.tools.golden_pssim"}
 
 
 def load_fixture(path: str | pathlib.Path) -> tuple[dict[str, np.ndarray], dict]:
