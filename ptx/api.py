@@ -314,6 +314,11 @@ def sampler_for(config, variables: dict[str, Any] | None, *, batch_size: int = 8
 
     from ptx import registry
 
+    if variables is None and config.get("vgg_fallback_random") is False:
+        # Random weights for a smoke test: prediction needs no VGG file, so don't demand one at init.
+        config = config.copy_and_resolve_references()
+        with config.unlocked():
+            config.vgg_fallback_random = True
     method = registry.get_method(config.method).build(config)
     size = tuple(int(s) for s in config.data.image_size)
     if variables is None:

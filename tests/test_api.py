@@ -159,3 +159,10 @@ def test_source_encoded_once_matches_the_plain_forward(sampler):
     reused = sampler.generate_poses(image, src_kps, targets)
     plain = sampler.generate(np.repeat(image[None], 3, 0), np.repeat(src_kps[None], 3, 0), targets)
     assert np.abs(reused.astype(int) - plain).max() <= 1
+
+
+def test_random_paper_sampler_needs_no_vgg_file():
+    # The paper config demands the VGG19 file for training; sampling (even untrained) must not.
+    sampler = api.sampler_for(api.model_config("gfla_fashion", "paper"), None)
+    assert sampler.image_size == (256, 256)
+    assert abs(sampler.frame_aspect - 256 / 176) < 1e-9
