@@ -1,5 +1,6 @@
 """Shared test setup: 8 simulated CPU devices, the golden fixture folder, small helpers."""
 
+import importlib.util
 import os
 import pathlib
 
@@ -17,3 +18,14 @@ def golden_dir() -> pathlib.Path:
     if not GOLDEN_DIR.is_dir():
         pytest.fail(f"golden fixtures not found at {GOLDEN_DIR} (set PTX_GOLDEN_DIR)")
     return GOLDEN_DIR
+
+
+@pytest.fixture(scope="session")
+def metrics_random_weights(golden_dir):
+    """``shared/golden/metrics_random_weights.py``: regenerates the metric goldens' random state dicts."""
+    spec = importlib.util.spec_from_file_location(
+        "metrics_random_weights", golden_dir / "metrics_random_weights.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

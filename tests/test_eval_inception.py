@@ -5,7 +5,6 @@ converter as the official pt_inception file. CI runs one compiled batch of 2 (on
 image resized inside) with the block outputs; the full 8 + 8 images are under ``-m slow``.
 """
 
-import importlib.util
 import json
 
 import jax
@@ -17,20 +16,11 @@ from ptx.evaluate import fid
 from ptx.nn import inception
 
 
-def _random_weights_module(golden_dir):
-    spec = importlib.util.spec_from_file_location(
-        "metrics_random_weights", golden_dir / "metrics_random_weights.py"
-    )
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.fixture(scope="module")
-def golden(golden_dir):
+def golden(golden_dir, metrics_random_weights):
     meta = json.loads((golden_dir / "metrics_fid_inception.json").read_text())
     arrays = dict(np.load(golden_dir / "metrics_fid_inception.npz"))
-    rw = _random_weights_module(golden_dir)
+    rw = metrics_random_weights
     sd = rw.make_state_dict(meta["official_keys_and_shapes"], meta["weights"]["base_seed"])
     some = ["Conv2d_1a_3x3.conv.weight", "Mixed_7c.branch_pool.bn.running_var"]
     for k in some:  # the regenerated weights are the golden's

@@ -1,6 +1,5 @@
 """LPIPS v0.1 alex / vgg against the lpips-package golden (real lin weights, regenerated random trunks)."""
 
-import importlib.util
 import json
 
 import jax
@@ -11,20 +10,11 @@ import pytest
 from ptx.evaluate import lpips as L
 
 
-def _random_weights_module(golden_dir):
-    spec = importlib.util.spec_from_file_location(
-        "metrics_random_weights", golden_dir / "metrics_random_weights.py"
-    )
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.mark.parametrize("net", ["alex", "vgg"])
-def test_lpips_matches_golden(golden_dir, net):
+def test_lpips_matches_golden(golden_dir, metrics_random_weights, net):
     meta = json.loads((golden_dir / f"metrics_lpips_{net}.json").read_text())
     g = dict(np.load(golden_dir / f"metrics_lpips_{net}.npz"))
-    rw = _random_weights_module(golden_dir)
+    rw = metrics_random_weights
     trunk = rw.make_state_dict(
         meta["full_keys_and_shapes"], meta["trunk"]["base_seed"], skip=lambda k: not k.startswith("net.")
     )

@@ -10,7 +10,7 @@ import pytest
 from train_fixtures import Recorder
 
 from configs import gfla_fashion, gfla_market
-from ptx.methods import gfla
+from ptx.methods import common, gfla
 from ptx.train import checkpoint, loop
 from ptx.train.state import carry_matching
 
@@ -119,7 +119,7 @@ def test_unknown_loss_weight_is_named():
 
 def test_baselines_shapes():
     batch = _batch(b=3)
-    base = gfla.baselines(batch)
+    base = common.baselines(batch)
     assert base["copy_source"].shape == base["mean_image"].shape == (3, *SIZE, 3)
     np.testing.assert_allclose(base["mean_image"][0], base["mean_image"][2])
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from ptx.evaluate import evaluators
-from ptx.methods import patn as recipe
+from ptx.methods.common import baselines
 from ptx.train import loop
 
 pytestmark = pytest.mark.slow
@@ -28,7 +28,7 @@ def baseline_scores(config) -> dict[str, dict[str, float]]:
             split=config.eval_split, batch_size=int(config.data.batch_size), seed=int(config.seed),
             shuffle=False, num_epochs=1, shard_index=0, shard_count=1,
         )  # fmt: skip
-        predict = lambda batch, name=name: {"image": recipe.baselines(batch)[name]}  # noqa: E731
+        predict = lambda batch, name=name: {"image": baselines(batch)[name]}  # noqa: E731
         # Rounding makes the uint8 round trip of the baselines exact (their pixels are the data's own).
         out[name] = evaluators.evaluate(predict, iter(loader), config.evals, quantize="round")
     return out

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import warnings
+from collections.abc import Mapping
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ptx.nn import vgg as vgg_lib
 
@@ -41,3 +44,24 @@ def resolve_vgg(path: str, fallback_random: bool, *, needed_by: str) -> dict[str
         stacklevel=2,
     )
     return params
+
+
+def model_fields(config_cls: type, model: Mapping[str, Any], method: str) -> dict[str, Any]:
+    """``config.model`` as kwargs of the method's model ``Config`` dataclass; unknown keys raise, naming the
+    valid ones (a typo must not silently fall back to a default)."""
+    model = dict(model)
+    fields = {f.name for f in dataclasses.fields(config_cls)}
+    unknown = sorted(set(model) - fields)
+    if unknown:
+        raise ValueError(f"config.model has unknown keys {unknown}; {method} Config fields: {sorted(fields)}")
+    return model
+
+
+def baselines(batch: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Trivial predictions every demo must beat, in [-1, 1]: copy the source image, and the batch's mean target."""
+    source = np.asarray(batch["source_image"], np.float32) / 127.5 - 1.0
+    target = np.asarray(batch["target_image"], np.float32) / 127.5 - 1.0
+    return {
+        "copy_source": source,
+        "mean_image": np.broadcast_to(target.mean(axis=0, keepdims=True), target.shape),
+    }

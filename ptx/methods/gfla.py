@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ptx.losses import correctness, flow_regularization, gan, perceptual
-from ptx.methods.common import VGG19_FILE, resolve_vgg, to_unit
+from ptx.methods.common import VGG19_FILE, model_fields, resolve_vgg, to_unit
 from ptx.methods.protocol import LossOutput, PlayerVariables
 from ptx.models import gfla as models
 from ptx.nn import vgg as vgg_lib
@@ -300,24 +300,10 @@ def warp_source(image: jax.Array, flow: jax.Array) -> jax.Array:
     return resample(image, up)
 
 
-def baselines(batch: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    """Trivial predictions to beat: copy the source image, and the mean target image of the batch."""
-    source = np.asarray(batch["source_image"], np.float32) / 127.5 - 1.0
-    target = np.asarray(batch["target_image"], np.float32) / 127.5 - 1.0
-    return {
-        "copy_source": source,
-        "mean_image": np.broadcast_to(target.mean(axis=0, keepdims=True), target.shape),
-    }
-
-
 def build(config) -> GFLA:
     """``config.model``: ``ptx.models.gfla.Config`` fields; ``config.loss``: weights (+ ``gan_mode``);
     top level: ``vgg_path``, ``vgg_fallback_random``, ``heatmap_sigma``, ``init_gain``."""
-    model = dict(config.model)
-    fields = {f.name for f in dataclasses.fields(models.Config)}
-    unknown = sorted(set(model) - fields)
-    if unknown:
-        raise ValueError(f"config.model has unknown keys {unknown}; gfla Config fields: {sorted(fields)}")
+    model = model_fields(models.Config, config.model, "gfla")
     loss = dict(config.get("loss", {}))
     gan_mode = loss.pop("gan_mode", "lsgan")
     stages = {s.name: tuple(s.players) + tuple(s.get("freeze", ())) for s in config.get("stages", ())}

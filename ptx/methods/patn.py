@@ -35,7 +35,7 @@ import numpy as np
 
 from ptx.data.heatmaps import gaussian_heatmaps, point_maps
 from ptx.losses import gan, perceptual, pssim
-from ptx.methods.common import resolve_vgg, to_unit
+from ptx.methods.common import model_fields, resolve_vgg, to_unit
 from ptx.methods.protocol import LossOutput, PlayerVariables
 from ptx.models import patn as models
 from ptx.nn import vgg as vgg_lib
@@ -251,24 +251,10 @@ class PATN:
         return {"image": self.gen.apply(gen, x["source"], x["pose"])["image"]}
 
 
-def baselines(batch: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    """Trivial predictions to beat: copy the source image, and the mean target image of the batch."""
-    source = np.asarray(batch["source_image"], np.float32) / 127.5 - 1.0
-    target = np.asarray(batch["target_image"], np.float32) / 127.5 - 1.0
-    return {
-        "copy_source": source,
-        "mean_image": np.broadcast_to(target.mean(axis=0, keepdims=True), target.shape),
-    }
-
-
 def build(config) -> PATN:
     """``config.model``: ``ptx.models.patn.Config`` fields; ``config.loss``: term weights plus ``gan_mode``,
     ``pool_size``, ``win_size``, ``win_sigma``; top level: ``vgg_path``, ``vgg_fallback_random``."""
-    model = dict(config.model)
-    fields = {f.name for f in dataclasses.fields(models.Config)}
-    unknown = sorted(set(model) - fields)
-    if unknown:
-        raise ValueError(f"config.model has unknown keys {unknown}; patn Config fields: {sorted(fields)}")
+    model = model_fields(models.Config, config.model, "patn")
     if "heatmap_sigma" in config and "heatmap_sigma" not in model:
         model["heatmap_sigma"] = float(config.heatmap_sigma)
     loss = dict(config.get("loss", {}))

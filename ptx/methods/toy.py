@@ -16,7 +16,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ptx.methods.common import to_unit
+from ptx.methods.common import model_fields, to_unit
 from ptx.methods.protocol import LossOutput, PlayerVariables
 from ptx.nn.layers import BatchNorm, Conv2d, Dense, leaky_relu
 
@@ -133,10 +133,6 @@ class ToyMethod:
 
 def build(config) -> ToyMethod:
     """``config.model`` holds ``Config`` fields (unknown keys raise), ``config.loss`` the loss weights."""
-    model = dict(config.model)
-    fields = {f.name for f in dataclasses.fields(Config)}
-    unknown = sorted(set(model) - fields)
-    if unknown:
-        raise ValueError(f"config.model has unknown keys {unknown}; toy Config fields: {sorted(fields)}")
+    model = model_fields(Config, config.model, "toy")
     stages = {s.name: tuple(s.players) + tuple(s.get("freeze", ())) for s in config.get("stages", ())}
     return ToyMethod(Config(**model), dict(config.get("loss", {})), stages)
