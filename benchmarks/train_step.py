@@ -17,9 +17,10 @@ import importlib.util
 import time
 
 import jax
-import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
+
+from benchmarks.common import synthetic_batch
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "configs/<method>_<data>.py[:variant]", lock_config=True
@@ -28,23 +29,6 @@ _BATCH = flags.DEFINE_integer("batch", None, "global batch size (default: config
 _STEPS = flags.DEFINE_integer("steps", 10, "timed steps (after one warm-up step)")
 _STAGE = flags.DEFINE_string("stage", None, "stage to time (default: the last one)")
 flags.mark_flags_as_required(["config"])
-
-
-def synthetic_batch(data_cfg, batch_size: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """A batch with the pipeline's fields and the config's shapes (random pixels, keypoints inside the frame)."""
-    rng = np.random.default_rng(seed)
-    h, w = (int(v) for v in data_cfg.image_size)
-    batch = {}
-    for role in ("source", "target"):
-        batch[f"{role}_image"] = rng.integers(0, 256, (batch_size, h, w, 3), dtype=np.uint8)
-        kps = (rng.uniform(0.05, 0.95, (batch_size, 18, 2)) * [h, w]).astype(np.float32)
-        kps[rng.uniform(size=(batch_size, 18)) < 0.1] = -1.0
-        batch[f"{role}_keypoints"] = kps
-        if data_cfg.get("edges"):
-            batch[f"{role}_edge"] = rng.integers(0, 256, (batch_size, h, w), dtype=np.uint8)
-        if data_cfg.get("parsing"):
-            batch[f"{role}_parsing"] = rng.integers(0, 20, (batch_size, h, w), dtype=np.uint8)
-    return batch
 
 
 def _flops(compiled) -> float:
@@ -79,6 +63,8 @@ def main(argv: list[str]) -> None:
     batch_size = _BATCH.value or int(config.data.batch_size)
     with config.unlocked():
         config.data.batch_size = batch_size
+        if "vgg_fallback_random" in config:  # timings do not depend on the VGG weights' values
+            config.vgg_fallback_random = True
     module = registry.get_method(config.method)
     method = module.build(config)
     mesh = sharding.make_mesh(config.mesh)
