@@ -174,10 +174,35 @@ def test_losses_equal_ptx(config_name):
     variables["gen"]["vgg"] = _vgg_variables(trainer.vgg)
     for player, (net, _) in pairs.items():
         variables[player] = convert.convert_discriminator(_numpy_state(net), method.cfg)[1]
-    got = {}
-    for player in method.players:
-        got[player], (aux, _) = method.loss("train", player, variables, batch, jax.random.key(0))
-        if player == "gen":
-            got.update({f"term/{k}": v for k, v in aux.items()})
+
+    @jax.jit  # one compile for the three losses (eager flax would compile every op on its own)
+    def losses(variables, batch):
+        out = {p: method.loss("train", p, variables, batch, jax.random.key(0)) for p in method.players}
+        return {p: total for p, (total, _) in out.items()} | {
+            f"term/{k}": v for k, v in out["gen"][1][0].items()
+        }
+
+    got = losses(variables, batch)
     for name, value in want.items():
         assert float(got[name]) == pytest.approx(value, rel=1e-4, abs=1e-6), name
+
+
+def test_step_updates_every_player_and_fills_the_pool():
+    """One ``torch_reference`` step (tiny market config with a 3-image pool) moves G, D_PB and D_PP."""
+    from configs import patn_market
+
+    config = patn_market.get_config("tiny")
+    with config.unlocked():
+        config.loss.pool_size = 3
+    trainer, batch = ref.build_trainer(config, 2)
+    nets = {"gen": trainer.gen, "pb": trainer.d_pb, "pp": trainer.d_pp}
+    before = {k: [p.detach().clone() for p in n.parameters()] for k, n in nets.items()}
+    trainer.step(batch)
+    trainer.step(batch)
+    for name, net in nets.items():
+        moved = [not torch.equal(a, b) for a, b in zip(before[name], net.parameters(), strict=True)]
+        assert all(moved), f"{name}: {moved.count(False)} parameter tensors did not change"
+    assert [len(p.images) for p in trainer.pools.values()] == [3, 3]
+    assert callable(ref.torch_reference(config, 1, stage="train"))
+    with pytest.raises(ValueError, match="one stage"):
+        ref.torch_reference(config, 1, stage="flow")
