@@ -6,9 +6,10 @@
 The step is the trainer's own (``ptx.train.loop.setup_stage``: same sharding, donation and jit), fed one
 synthetic batch of the config's shapes, so no dataset is needed. FLOPs come from XLA's cost analysis of the
 compiled step, which describes one device's partition of the program; achieved FLOP/s multiplies it by the
-device count (replicated work included). When torch imports and the method module offers
-``torch_reference(config, batch_size) -> step()`` (one optimizer step of the original PyTorch code on a batch
-held by the callable), its time per step is printed beside ours.
+device count (replicated work included). When torch imports and ``benchmarks/torch_reference/<method>.py``
+exists, the time per step of its ``torch_reference(config, batch_size, stage=...)`` (the same optimizer step
+re-implemented in PyTorch, checked against the original's goldens, on a batch held by the callable) is printed
+beside ours.
 """
 
 from __future__ import annotations
@@ -38,20 +39,22 @@ def _flops(compiled) -> float:
     return float((cost or {}).get("flops", float("nan")))
 
 
-def _torch_time(module, config, batch_size: int, steps: int) -> float | None:
-    ref = getattr(module, "torch_reference", None)
+def _torch_time(config, batch_size: int, steps: int, stage: str) -> tuple[float, str] | None:
+    """(seconds per step, thread settings) of ``benchmarks.torch_reference.<method>``, or None without one."""
+    from benchmarks import torch_reference
+
+    ref = torch_reference.get(config.method)
     if ref is None:
         return None
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        return None
-    step = ref(config, batch_size)
+    import torch
+
+    step = ref.torch_reference(config, batch_size, stage=stage)
     step()
     start = time.perf_counter()
     for _ in range(steps):
         step()
-    return (time.perf_counter() - start) / steps
+    threads = f"{torch.get_num_threads()} threads, OMP_WAIT_POLICY {torch_reference.wait_policy()}"
+    return (time.perf_counter() - start) / steps, threads
 
 
 def main(argv: list[str]) -> None:
@@ -100,15 +103,17 @@ def main(argv: list[str]) -> None:
     print(
         f"  FLOPs/step   {flops:10.3e} per device   achieved {total / step_s / 1e9:.3g} GFLOP/s (all devices)"
     )
-    torch_s = _torch_time(module, config, batch_size, _STEPS.value)
-    if torch_s is not None:
+    torch_result = _torch_time(config, batch_size, _STEPS.value, stages[index][0].name)
+    if torch_result is not None:
+        torch_s, threads = torch_result
         print(
-            f"  PyTorch      {torch_s * 1e3:8.1f} ms   ({batch_size / torch_s:.3g} images/s)  [original code, CPU]"
+            f"  PyTorch      {torch_s * 1e3:8.1f} ms   ({batch_size / torch_s:.3g} images/s)  "
+            f"[PyTorch re-implementation checked against the original's goldens, CPU, {threads}]"
         )
     elif importlib.util.find_spec("torch") is None:
         print("  PyTorch      (torch not installed)")
     else:
-        print(f"  PyTorch      (ptx.methods.{config.method} has no torch_reference)")
+        print(f"  PyTorch      (no benchmarks/torch_reference/{config.method}.py)")
 
 
 if __name__ == "__main__":

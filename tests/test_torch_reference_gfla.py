@@ -194,3 +194,14 @@ def test_step_updates_every_trained_network(file, stage):
         assert all(torch.isfinite(p).all() for p in params), name
         changed = sum(not torch.equal(a, b) for a, b in zip(before[name], params))
         assert changed > len(params) // 2, f"{name}: only {changed} of {len(params)} tensors moved"
+
+
+def test_generator_step_gives_every_generator_parameter_a_gradient():
+    """``generator_step`` (forward + grad of mean|image|, what benchmarks/generator.py times) reaches every
+    parameter of the generator, the flow net included."""
+    step = tg.generator_step(_config("configs/gfla_fashion.py"), 1)
+    torch.set_num_threads(1)
+    step()
+    grads = [p.grad for p in step.networks["gen"].parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert sum(bool(g.abs().sum() > 0) for g in grads) == len(grads)

@@ -10,16 +10,26 @@ names so that the golden fixtures (recorded from the original code) load into it
 Each module offers ``torch_reference(config, batch_size, *, stage=None) -> step()``: builds the model from a ptx
 config with random weights and one synthetic batch, and returns a callable doing one optimisation step.
 Nothing in ptx imports this package; it needs torch, which ptx itself does not.
+
+Threads: ``torch_reference`` uses as many intra-op threads as jax's CPU client has cores. ``get`` imports torch
+with ``OMP_WAIT_POLICY=PASSIVE`` unless the variable is set (or torch was imported before): with the default
+active spin-wait, torch's OpenMP threads on cores shared with other busy processes lose most of their time
+waiting for each other at every parallel region (measured here: GFLA's tiny full step 11 s with the default
+vs 1.05 s passive, 1.1 s with one thread, at load 6 on 2 cores). ``wait_policy()`` says which is in effect.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 import types
 
 
 def get(method_name: str) -> types.ModuleType | None:
     """``benchmarks.torch_reference.<method_name>``, or None when there is none or torch does not import."""
+    if "torch" not in sys.modules:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read once, when torch loads its OpenMP runtime
     try:
         import torch  # noqa: F401
     except ImportError:
@@ -30,3 +40,8 @@ def get(method_name: str) -> types.ModuleType | None:
         if e.name == f"{__name__}.{method_name}":
             return None
         raise
+
+
+def wait_policy() -> str:
+    """The OpenMP wait policy torch's threads were started with (as far as the environment tells)."""
+    return os.environ.get("OMP_WAIT_POLICY", "active (default)")

@@ -34,6 +34,7 @@ from ptx.methods.gfla import DEFAULT_WEIGHTS
 from ptx.models.gfla import Config, encoder_widths
 
 EPS = 1e-8
+DESCRIPTION = "PyTorch re-implementation checked against the original's goldens, CPU"
 
 # ------------------------------------------------------------------------------------------------ ops
 
@@ -539,13 +540,34 @@ def _adam(params, opt_cfg) -> torch.optim.Optimizer:
     )
 
 
+def _setup(config, batch_size: int):
+    torch.set_num_threads(len(os.sched_getaffinity(0)))  # the cores jax's CPU client uses
+    torch.manual_seed(int(config.get("seed", 0)))
+    cfg = Config(**model_fields(Config, config.model, "gfla"))
+    return cfg, synthetic_inputs(batch_size, tuple(config.data.image_size), cfg.structure_nc)
+
+
+def generator_step(config, batch_size: int) -> Callable[[], None]:
+    """The work the original's CPU timing quotes: full generator forward (train mode) and the gradient of
+    mean|image| for every generator parameter (no optimizer)."""
+    cfg, x = _setup(config, batch_size)
+    gen = PoseGenerator(cfg)
+    orthogonal_init(gen, float(config.get("init_gain", 0.02)))
+
+    def step() -> None:
+        gen.zero_grad(set_to_none=True)
+        image = gen(x["source"], x["source_pose"], x["target_pose"])[0]
+        image.abs().mean().backward()
+
+    step.networks = {"gen": gen}
+    return step
+
+
 def torch_reference(config, batch_size: int, *, stage: str | None = None) -> Callable[[], None]:
     """One GFLA optimisation step (``optimize_parameters`` of stage ``flow`` or ``full``, default the config's
     last stage) in PyTorch on CPU, random weights (VGG too) and one synthetic batch held inside. The returned
     callable's ``networks`` attribute maps player names to the trained modules."""
-    torch.set_num_threads(len(os.sched_getaffinity(0)))
-    torch.manual_seed(int(config.get("seed", 0)))
-    cfg = Config(**model_fields(Config, config.model, "gfla"))
+    cfg, x = _setup(config, batch_size)
     stages = [s.name for s in config.stages]
     stage = stage or stages[-1]
     if stage not in ("flow", "full"):
@@ -553,7 +575,6 @@ def torch_reference(config, batch_size: int, *, stage: str | None = None) -> Cal
     weights = {**DEFAULT_WEIGHTS, **{k: float(v) for k, v in config.loss.items() if k != "gan_mode"}}
     gan_mode = str(config.loss.get("gan_mode", "lsgan"))
     gain = float(config.get("init_gain", 0.02))
-    x = synthetic_inputs(batch_size, tuple(config.data.image_size), cfg.structure_nc)
     src, tgt, sp, tp = x["source"], x["target"], x["source_pose"], x["target_pose"]
     vgg = VGG19().eval()
     corr_layers = sorted({CORRECTNESS_LAYER[a] for a in cfg.attn_layer})
