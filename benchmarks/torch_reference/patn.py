@@ -211,6 +211,8 @@ class VGGRelu12(nn.Module):
     """VGG19 ``features[0..3]`` (conv1_1, ReLU, conv1_2, ReLU) on [-1, 1] images mapped to ImageNet input.
 
     ``features.0`` / ``features.2`` keys, so torchvision's weights load; random (torch default) otherwise.
+    Its weights keep ``requires_grad`` as in the original (no optimizer holds them, but every G backward
+    computes their gradients: same work).
     """
 
     def __init__(self):
@@ -219,7 +221,6 @@ class VGGRelu12(nn.Module):
         self.features = nn.Sequential(convs[0], nn.ReLU(), convs[1], nn.ReLU())
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
-        self.requires_grad_(False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(((x + 1) / 2 - self.mean) / self.std)
