@@ -84,3 +84,30 @@ def test_batchnorm_running_stats_follow_torch_momentum():
     xn = np.asarray(x).reshape(-1, 2)
     np.testing.assert_allclose(upd["batch_stats"]["mean"], 0.1 * xn.mean(0), rtol=1e-5)
     np.testing.assert_allclose(upd["batch_stats"]["var"], 0.9 + 0.1 * xn.var(0, ddof=1), rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "k,stride,padding",
+    [
+        (3, (1, 1), ((1, 1), (1, 1))),
+        (2, (1, 1), ((0, 1), (0, 1))),
+        (3, (2, 2), ((1, 0), (2, 1))),
+        (2, (1, 2), ((-1, 1), (0, -1))),  # negative padding crops, as the phase-decomposed transposed conv uses
+    ],
+)
+def test_conv2d_tap_weight_gradient_matches_autodiff(k, stride, padding):
+    rng = np.random.default_rng(1)
+    x = jnp.asarray(rng.normal(size=(2, 7, 6, 128)), jnp.float32)
+    kern = jnp.asarray(rng.normal(size=(k, k, 128, 64)) * 0.05, jnp.float32)
+    assert layers._weight_grad_by_taps(kern.shape, stride, (1, 1))  # the path under test
+
+    def plain(a, kk):
+        return lax.conv_general_dilated(a, kk, stride, padding, dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+    y = plain(x, kern)
+    g = jnp.asarray(rng.normal(size=y.shape), jnp.float32)
+    np.testing.assert_allclose(layers.conv2d(x, kern, stride, padding, (1, 1)), y, rtol=1e-5, atol=1e-5)
+    _, vjp_plain = jax.vjp(plain, x, kern)
+    _, vjp_taps = jax.vjp(lambda a, kk: layers.conv2d(a, kk, stride, padding, (1, 1)), x, kern)
+    for got, want in zip(vjp_taps(g), vjp_plain(g)):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * float(jnp.max(jnp.abs(want))))
