@@ -4,8 +4,8 @@
 
 Images/s of the jitted forward (compile excluded, median of ``--iters`` calls after a warm-up) and the achieved
 FLOP/s from XLA's cost analysis of the compiled executable. Random weights (nothing is downloaded): the
-timings do not depend on the values. When pytorch-fid 0.3.0 / lpips 0.1.4 import (they need torch and
-torchvision), they run on the same images with torch's CPU threads set to ``--torch-threads``. CPU timings
+timings do not depend on the values. When pytorch-fid 0.3.0 / lpips 0.1.4 import (``pip install -e '.[reference]'``:
+they need torch and torchvision), they run on the same images with torch's CPU threads set to ``--torch-threads``. CPU timings
 on a shared machine are noisy.
 """
 
@@ -78,7 +78,7 @@ def bench_torch(images: np.ndarray, iters: int, threads: int) -> list[str]:
     try:
         import torch
     except ImportError:
-        return ["torch not installed: no reference timings (pip install 'ptx[convert]')"]
+        return ["torch not installed: no reference timings (pip install -e '.[reference]')"]
     torch.set_num_threads(threads)
     rows = []
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
