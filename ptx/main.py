@@ -5,7 +5,9 @@
     python -m ptx.main --config configs/gfla_fashion.py --workdir /tmp/gfla --mode eval
 
 Configs are locked: ``--config.key=value`` with a key the config lacks fails and lists the valid keys. Multi-host
-runs (``launch/``) are joined with ``jax.distributed`` here, before anything touches a device.
+runs (``launch/``) are joined with ``jax.distributed`` here, before anything touches a device. Compiled
+programs are cached in ``$PTX_COMPILATION_CACHE`` (default ~/.cache/ptx/xla; empty disables), see
+``ptx.train.compile_env``.
 """
 
 from __future__ import annotations
@@ -85,8 +87,9 @@ def _parse_flags(argv: list[str]) -> list[str]:
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from ptx.train import distributed
+    from ptx.train import compile_env, distributed
 
+    compile_env.enable_persistent_cache()
     distributed.maybe_initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     from ptx.train import logging as tlog
     from ptx.train import loop
@@ -112,6 +115,9 @@ def main(argv: list[str]) -> None:
 
 def run_main() -> None:
     """Entry point of the ``ptx`` console script."""
+    from ptx.train import compile_env
+
+    compile_env.apply_xla_flags()  # before anything imports jax
     app.run(main, flags_parser=_parse_flags)
 
 

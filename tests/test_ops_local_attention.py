@@ -103,8 +103,11 @@ def test_extract_blocks_golden(golden, case):
     out, vjp = jax.vjp(lambda s, f: extract_image(s, f, k), src, flow)
     gsrc, gflow = vjp(nhwc(d[f"input/{case}/proj"]))
     np.testing.assert_allclose(nchw(out), d[f"output/{case}/out"], atol=1e-5, rtol=0)
-    np.testing.assert_allclose(nchw(gsrc), d[f"grad/{case}/source"], atol=1e-5, rtol=0)
-    np.testing.assert_allclose(nchw(gflow), d[f"grad/{case}/flow_field"], atol=1e-5, rtol=0)
+    # Source gradients are float32 scatter-adds (many flows land on one border pixel), as in the CUDA kernel's
+    # atomicAdd: allow float32 rounding relative to the gradient's scale (~1e-6), not only 1e-5 absolute.
+    for got, name in ((gsrc, "source"), (gflow, "flow_field")):
+        want = d[f"grad/{case}/{name}"]
+        np.testing.assert_allclose(nchw(got), want, atol=1e-5 + 1e-6 * np.abs(want).max(), rtol=0)
 
 
 @pytest.mark.parametrize("case", LAR_CASES)
