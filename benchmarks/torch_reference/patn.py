@@ -521,3 +521,21 @@ def torch_reference(config, batch_size: int, stage: str | None = None) -> Callab
     torch.set_num_threads(len(os.sched_getaffinity(0)))
     trainer, batch = build_trainer(config, batch_size, int(config.get("seed", 0)))
     return lambda: trainer.step(batch)
+
+
+DESCRIPTION = "PyTorch re-implementation checked against the original's goldens, CPU"
+
+
+def generator_step(config, batch_size: int) -> Callable[[], None]:
+    """The work the reference card's CPU timing quotes: the generator forward in train mode (dropout on) and
+    the gradient of mean|image| for every generator parameter (no optimizer)."""
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    trainer, batch = build_trainer(config, batch_size, int(config.get("seed", 0)))
+    gen = trainer.gen
+
+    def step() -> None:
+        gen.zero_grad(set_to_none=True)
+        gen(batch["source"], batch["pose"]).abs().mean().backward()
+
+    step.networks = {"gen": gen}
+    return step
