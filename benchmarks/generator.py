@@ -13,6 +13,7 @@ respect to ``gen``'s params, jitted once. When torch imports and ``benchmarks.to
 
 from __future__ import annotations
 
+import os
 import time
 
 import jax
@@ -31,13 +32,14 @@ _PLAYER = flags.DEFINE_string("player", "gen", "the generator's player name")
 flags.mark_flags_as_required(["config"])
 
 
-def _timed(fn, steps: int) -> float:
+def _timed(fn, steps: int) -> tuple[float, float]:
+    """(wall, process CPU) seconds per call. CPU time stays meaningful when other jobs share the cores."""
     jax.block_until_ready(fn())  # warm-up
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for _ in range(steps):
         out = fn()
     jax.block_until_ready(out)
-    return (time.perf_counter() - start) / steps
+    return (time.perf_counter() - start) / steps, (time.process_time() - cpu) / steps
 
 
 def _flops(compiled) -> float:
@@ -76,8 +78,8 @@ def main(argv: list[str]) -> None:
         start = time.perf_counter()
         compiled = fn.lower(params, variables, batch).compile()
         compile_s = time.perf_counter() - start
-        step_s = _timed(lambda c=compiled: c(params, variables, batch), _STEPS.value)
-        rows.append((name, compile_s, step_s, _flops(compiled)))
+        step_s, cpu_s = _timed(lambda c=compiled: c(params, variables, batch), _STEPS.value)
+        rows.append((name, compile_s, step_s, cpu_s, _flops(compiled)))
 
     h, w = config.data.image_size
     n_params = sum(x.size for x in jax.tree.leaves(params))
@@ -85,9 +87,10 @@ def main(argv: list[str]) -> None:
         f"{config.method} generator ({n_params / 1e6:.2f} M params): batch {batch_size} at {h}x{w}, "
         f"{jax.devices()[0].platform}, dtype {config.model.get('dtype', 'float32')}"
     )
-    for name, compile_s, step_s, flops in rows:
+    print(f"  load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (wall times grow with load)")
+    for name, compile_s, step_s, cpu_s, flops in rows:
         print(
-            f"  {name:17s} {step_s * 1e3:9.1f} ms  ({batch_size / step_s:.3g} images/s)  "
+            f"  {name:17s} {step_s * 1e3:9.1f} ms  CPU {cpu_s:6.2f} s  ({batch_size / step_s:.3g} images/s)  "
             f"{flops / step_s / 1e9:6.1f} GFLOP/s of {flops / 1e9:.1f} GFLOP  [compile {compile_s:.1f} s]"
         )
     try:
@@ -99,10 +102,10 @@ def main(argv: list[str]) -> None:
     if ref is None or not hasattr(ref, "generator_step"):
         print("  PyTorch           (torch not installed or no torch reference for this method)")
         return
-    torch_s = _timed(ref.generator_step(config, batch_size), _STEPS.value)
+    torch_s, torch_cpu = _timed(ref.generator_step(config, batch_size), _STEPS.value)
     print(
-        f"  PyTorch f+b       {torch_s * 1e3:9.1f} ms  ({batch_size / torch_s:.3g} images/s)  "
-        f"[{ref.DESCRIPTION}]"
+        f"  PyTorch f+b       {torch_s * 1e3:9.1f} ms  CPU {torch_cpu:6.2f} s  ({batch_size / torch_s:.3g} "
+        f"images/s)  [{ref.DESCRIPTION}, {torch_reference.wait_policy()}]"
     )
 
 

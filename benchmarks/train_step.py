@@ -15,6 +15,7 @@ beside ours.
 from __future__ import annotations
 
 import importlib.util
+import os
 import time
 
 import jax
@@ -39,8 +40,8 @@ def _flops(compiled) -> float:
     return float((cost or {}).get("flops", float("nan")))
 
 
-def _torch_time(config, batch_size: int, steps: int, stage: str) -> tuple[float, str] | None:
-    """(seconds per step, thread settings) of ``benchmarks.torch_reference.<method>``, or None without one."""
+def _torch_time(config, batch_size: int, steps: int, stage: str) -> tuple[float, float, str] | None:
+    """(wall and CPU seconds per step, thread settings) of ``benchmarks.torch_reference.<method>``, or None without one."""
     from benchmarks import torch_reference
 
     ref = torch_reference.get(config.method)
@@ -50,11 +51,11 @@ def _torch_time(config, batch_size: int, steps: int, stage: str) -> tuple[float,
 
     step = ref.torch_reference(config, batch_size, stage=stage)
     step()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for _ in range(steps):
         step()
     threads = f"{torch.get_num_threads()} threads, OMP_WAIT_POLICY {torch_reference.wait_policy()}"
-    return (time.perf_counter() - start) / steps, threads
+    return (time.perf_counter() - start) / steps, (time.process_time() - cpu) / steps, threads
 
 
 def main(argv: list[str]) -> None:
@@ -84,20 +85,23 @@ def main(argv: list[str]) -> None:
     flops = _flops(compiled)
     state, metrics = compiled(state, batch)  # warm-up
     jax.block_until_ready((state, metrics))
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for _ in range(_STEPS.value):
         state, metrics = compiled(state, batch)
     jax.block_until_ready((state, metrics))
     step_s = (time.perf_counter() - start) / _STEPS.value
+    cpu_s = (time.process_time() - cpu) / _STEPS.value
 
     h, w = config.data.image_size
     print(
         f"{config.method} stage {stages[index][0].name!r}: batch {batch_size} at {h}x{w}, "
         f"{mesh.size} {jax.devices()[0].platform} device(s), dtype {config.model.get('dtype', 'float32')}"
     )
+    print(f"  load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (wall times grow with load)")
     print(f"  compile      {compile_s:8.2f} s")
     print(
-        f"  step         {step_s * 1e3:8.1f} ms   ({1 / step_s:.3g} steps/s, {batch_size / step_s:.3g} images/s)"
+        f"  step         {step_s * 1e3:8.1f} ms   CPU {cpu_s:7.2f} s   ({1 / step_s:.3g} steps/s, "
+        f"{batch_size / step_s:.3g} images/s)"
     )
     total = flops * mesh.size
     print(
@@ -105,9 +109,9 @@ def main(argv: list[str]) -> None:
     )
     torch_result = _torch_time(config, batch_size, _STEPS.value, stages[index][0].name)
     if torch_result is not None:
-        torch_s, threads = torch_result
+        torch_s, torch_cpu, threads = torch_result
         print(
-            f"  PyTorch      {torch_s * 1e3:8.1f} ms   ({batch_size / torch_s:.3g} images/s)  "
+            f"  PyTorch      {torch_s * 1e3:8.1f} ms   CPU {torch_cpu:7.2f} s   ({batch_size / torch_s:.3g} images/s)  "
             f"[PyTorch re-implementation checked against the original's goldens, CPU, {threads}]"
         )
     elif importlib.util.find_spec("torch") is None:
