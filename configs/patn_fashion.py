@@ -11,12 +11,23 @@ attention blocks, ngf 64, instance norm, dropout; D_PP and D_PB ResnetDiscrimina
 (``heatmap=onehot`` gives the fashion script's uint8-truncated point maps; card section 5). Needs the torchvision
 VGG19 file and ``python -m data_builders deepfashion_pose``. Published: SSIM 0.773, IS 3.209 (PATN paper, Tab. 1).
 
-demo: fashion puppets at 64x44, batch 4, ngf 16, 3 blocks, 600 steps, Adam 5e-4; reconstruction weights 10 L1 +
-10 perceptual (market's; the paper's 1/1 leaves the L1 above the mean image's in 600 steps), GAN as the paper.
-Uses the VGG19 file when present, otherwise seeded random VGG features (a warning says so). Measured on held-out
-puppet pairs (test split; random VGG; 15 min on the shared, loaded 2-core machine):
-SSIM 0.593 / L1 0.150 vs copy-source 0.355 / 0.225 and mean image 0.544 / 0.149: beats both in SSIM and copying
-in L1, NOT yet the mean image in L1 (``tests/test_patn_demo_slow.py`` asserts all four and fails on that one).
+demo: fashion puppets at 64x44, batch 4; generator ngf 16 with 3 attention blocks, critics ndf 16 with 1
+block; 600 steps. Shared by all four demos (market and pSSIM differ only in data, norm, GAN mode and loss
+preset). What differs from the paper's recipe, and why: everything must converge in a few hundred CPU steps,
+and the demo is judged on L1 and SSIM against copying the source and the mean image
+(``tests/test_patn_demo_slow.py``). So: reconstruction weights 10 L1 + 10 perceptual (market's; with fashion's
+1 / 1 the demo's L1 stayed above the mean image's), and the pSSIM demos add 10 pixel L1 to their 10 perceptual
++ 10 pSSIM (the preset's lambda_A is 0); GAN weight 2, not 5; no dropout (the original's ``--no_dropout``: 0.5
+dropout in training and none at test time is a large mismatch for a net this narrow and this short a run);
+Adam 5e-4 held for the first half, then linearly to 0 (the paper's hold-then-decay rule, compressed;
+``steps=N`` moves both halves). These changes were measured together, not one by one. Uses the VGG19 file when
+present, otherwise seeded random VGG features (a warning says so). Measured on the 360 held-out pairs (test
+split, random VGG, batch-4 eval): SSIM 0.650 / L1 0.136 / pSSIM 0.884 vs copy-source 0.355 / 0.225 / 0.723 and
+the mean image of each eval batch's targets 0.544 / 0.149 / 0.864 (mean training image 0.308 / 0.209 / 0.780):
+beats both baselines in SSIM and L1. pssim_fashion:demo: 0.664 / 0.137 / 0.889, same baselines, also beats
+both. Time: 7.9 min (patn) and 9.2 min (pssim) wall for train + eval at 1.5 and 1.3 steps/s, on the 2 cores
+shared with a load average of 9-13; 460 and 520 CPU seconds, so on idle cores about 4-5 min each (CPU seconds
+/ 2 cores is the floor). The market demos do NOT beat the batch mean image: see ``configs/patn_market.py``.
 
 tiny: the smallest networks at 32x24 for tests.
 """
@@ -62,7 +73,7 @@ WEIGHTS = {
     ("pssim", "market"): dict(l1=0.0, perceptual=10.0, pssim=10.0, gan=5.0),
 }
 _NARROW = {
-    "demo": dict(ngf=16, n_blocks=3, ndf=16, n_blocks_d=1),
+    "demo": dict(ngf=16, n_blocks=3, ndf=16, n_blocks_d=1, use_dropout=False),
     "tiny": dict(ngf=4, n_blocks=2, ndf=4, n_blocks_d=1),
 }
 
@@ -89,8 +100,9 @@ def patn_config(arg, *, data: str, study: str = "patn") -> common.ConfigDict:
     )
     c.model = common.ConfigDict({"norm": d["norm"], "heatmap": arg.heatmap, **_NARROW.get(v, {})})
     loss = {"l1": 0.0, "perceptual": 0.0, "ssim": 0.0, "pssim": 0.0, "style": 0.0, **WEIGHTS[(study, data)]}
-    if v == "demo":  # stronger reconstruction so a few hundred CPU steps get close to the target images
-        loss.update({k: 10.0 for k in ("l1", "perceptual", "pssim") if loss[k]})
+    if v == "demo":  # see the module docstring: reconstruction first, so a few hundred CPU steps suffice
+        loss.update({"l1": 10.0, "perceptual": 10.0, "gan": 2.0})
+        loss.update({"pssim": 10.0} if loss["pssim"] else {})
     c.loss = common.ConfigDict(
         {
             **loss,
@@ -106,8 +118,12 @@ def patn_config(arg, *, data: str, study: str = "patn") -> common.ConfigDict:
         adam = common.adam(
             2e-4, 0.5, 0.999, schedule="linear", decay_start=499 * epoch, decay_steps=201 * epoch
         )
+    elif v == "demo":  # hold for the first half, then linearly to 0 (the paper's rule, compressed)
+        adam = common.adam(
+            5e-4, 0.5, 0.999, schedule="linear", decay_start=steps // 2, decay_steps=steps - steps // 2
+        )
     else:
-        adam = common.adam(common.by_variant(v, demo=5e-4, tiny=2e-4), 0.5, 0.999)
+        adam = common.adam(2e-4, 0.5, 0.999)
     c.optim = common.ConfigDict({p: adam for p in ("gen", "disc_image", "disc_pose")})
     c.stages = [common.stage("train", steps, ["gen", "disc_image", "disc_pose"])]
     c.vgg_path = common.by_variant(v, paper=VGG_DEFAULT, demo=VGG_DEFAULT, tiny="")
