@@ -119,9 +119,11 @@ def test_unknown_loss_weight_is_named():
 
 def test_baselines_shapes():
     batch = _batch(b=3)
-    base = common.baselines(batch)
+    mean = np.full((*SIZE, 3), 255, np.uint8)
+    base = common.baselines(batch, mean)
     assert base["copy_source"].shape == base["mean_image"].shape == (3, *SIZE, 3)
-    np.testing.assert_allclose(base["mean_image"][0], base["mean_image"][2])
+    np.testing.assert_array_equal(base["mean_image"], 1.0)  # the given training mean, not the batch's targets
+    np.testing.assert_allclose(base["copy_source"], batch["source_image"] / 127.5 - 1.0, atol=1e-6)
 
 
 @pytest.fixture(scope="module")

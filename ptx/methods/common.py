@@ -57,11 +57,9 @@ def model_fields(config_cls: type, model: Mapping[str, Any], method: str) -> dic
     return model
 
 
-def baselines(batch: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    """Trivial predictions every demo must beat, in [-1, 1]: copy the source image, and the batch's mean target."""
+def baselines(batch: Mapping[str, Any], mean_target: np.ndarray) -> dict[str, np.ndarray]:
+    """Trivial predictions every demo must beat, in [-1, 1]: copy the source image, and ``mean_target`` (uint8
+    (H, W, 3), the mean TRAINING target image: a mean over the evaluated batch itself would contain the answer)."""
     source = np.asarray(batch["source_image"], np.float32) / 127.5 - 1.0
-    target = np.asarray(batch["target_image"], np.float32) / 127.5 - 1.0
-    return {
-        "copy_source": source,
-        "mean_image": np.broadcast_to(target.mean(axis=0, keepdims=True), target.shape),
-    }
+    mean = np.asarray(mean_target, np.float32) / 127.5 - 1.0
+    return {"copy_source": source, "mean_image": np.broadcast_to(mean, source.shape)}
