@@ -92,7 +92,11 @@ def test_batchnorm_running_stats_follow_torch_momentum():
         (3, (1, 1), ((1, 1), (1, 1))),
         (2, (1, 1), ((0, 1), (0, 1))),
         (3, (2, 2), ((1, 0), (2, 1))),
-        (2, (1, 2), ((-1, 1), (0, -1))),  # negative padding crops, as the phase-decomposed transposed conv uses
+        (
+            2,
+            (1, 2),
+            ((-1, 1), (0, -1)),
+        ),  # negative padding crops, as the phase-decomposed transposed conv uses
     ],
 )
 def test_conv2d_tap_weight_gradient_matches_autodiff(k, stride, padding):
@@ -109,5 +113,24 @@ def test_conv2d_tap_weight_gradient_matches_autodiff(k, stride, padding):
     np.testing.assert_allclose(layers.conv2d(x, kern, stride, padding, (1, 1)), y, rtol=1e-5, atol=1e-5)
     _, vjp_plain = jax.vjp(plain, x, kern)
     _, vjp_taps = jax.vjp(lambda a, kk: layers.conv2d(a, kk, stride, padding, (1, 1)), x, kern)
+    for got, want in zip(vjp_taps(g), vjp_plain(g)):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * float(jnp.max(jnp.abs(want))))
+
+
+def test_conv2d_by_taps_for_wide_inputs_matches_lax():
+    rng = np.random.default_rng(2)
+    x = jnp.asarray(rng.normal(size=(2, 6, 5, 512)), jnp.float32)
+    kern = jnp.asarray(rng.normal(size=(3, 3, 512, 128)) * 0.02, jnp.float32)
+    padding = ((1, 1), (2, 0))
+    assert layers._forward_by_taps(kern.shape, (1, 1), (1, 1))  # the path under test
+
+    def plain(a, kk):
+        return lax.conv_general_dilated(a, kk, (1, 1), padding, dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+    y = plain(x, kern)
+    np.testing.assert_allclose(layers.conv2d(x, kern, (1, 1), padding, (1, 1)), y, rtol=1e-4, atol=1e-4)
+    g = jnp.asarray(rng.normal(size=y.shape), jnp.float32)
+    _, vjp_plain = jax.vjp(plain, x, kern)
+    _, vjp_taps = jax.vjp(lambda a, kk: layers.conv2d(a, kk, (1, 1), padding, (1, 1)), x, kern)
     for got, want in zip(vjp_taps(g), vjp_plain(g)):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * float(jnp.max(jnp.abs(want))))
