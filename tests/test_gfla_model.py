@@ -113,11 +113,21 @@ def test_generator_in_bfloat16(tiny_run):
     assert float(jnp.sqrt(jnp.mean(err**2))) < 0.03 and float(jnp.max(jnp.abs(err))) < 0.3
 
 
-def test_identity_blocks_equal_zero_flow_extraction():
-    x = jnp.asarray(np.random.default_rng(2).normal(size=(1, 5, 4, 3)), jnp.float32)
+def test_patch_pair_conv_equals_the_originals_strided_conv_over_the_block_image():
+    # fully_connect_layer.0 of the original: a k x k, stride-k conv over the block image of
+    # concat([target blocks at zero flow, source blocks]); PatchPairConv computes it without that image.
+    rng = np.random.default_rng(2)
     for k in (3, 4):
-        want = gfla.ops.extract_blocks(x, jnp.zeros((1, 5, 4, 2)), k)
-        np.testing.assert_array_equal(gfla._identity_blocks(x, k), want)
+        target = jnp.asarray(rng.normal(size=(2, 5, 4, 3)), jnp.float32)
+        source = jnp.asarray(rng.normal(size=(2, 6, 7, 3)), jnp.float32)
+        flow = jnp.asarray(rng.normal(size=(2, 5, 4, 2)) * 2, jnp.float32)
+        src_blocks = gfla.ops.extract_blocks(source, flow, k)
+        conv = gfla.PatchPairConv(8)
+        params = conv.init(jax.random.key(0), target, src_blocks)
+        tgt_blocks = gfla.ops.extract_blocks(target, jnp.zeros_like(flow), k)
+        image = gfla.ops.blocks_to_image(jnp.concatenate([tgt_blocks, src_blocks], axis=-1))
+        want = gfla.layers.Conv2d(8, k, k, 0).apply(params, image)
+        np.testing.assert_allclose(conv.apply(params, target, src_blocks), want, rtol=1e-5, atol=1e-5)
 
 
 def test_local_attention_is_a_mean_over_taps():

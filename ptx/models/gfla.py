@@ -173,16 +173,6 @@ class PoseSourceNet(nn.Module):
         return feats[::-1]
 
 
-def _identity_blocks(x: jax.Array, k: int) -> jax.Array:
-    """``ops.extract_blocks(x, zero flow, k)`` exactly (integer positions, border replicate) by edge padding and
-    k*k shifted slices (kept as the definition that :class:`PatchPairConv` computes without building it)."""
-    lo, hi = k // 2, k - 1 - k // 2
-    padded = jnp.pad(x, ((0, 0), (lo, hi), (lo, hi), (0, 0)), mode="edge")
-    h, w = x.shape[1:3]
-    rows = [jnp.stack([padded[:, i : i + h, j : j + w] for j in range(k)], axis=3) for i in range(k)]
-    return jnp.stack(rows, axis=3)
-
-
 class PatchPairConv(nn.Module):
     """GFLA's ``fully_connect_layer.0``: a k x k, stride-k conv over the block image of
     ``concat([target blocks at zero flow, source blocks])``, computed without that image.
@@ -207,9 +197,7 @@ class PatchPairConv(nn.Module):
         kernel = kernel.astype(dtype)
         lo, hi = k // 2, k - 1 - k // 2
         padded = jnp.pad(target.astype(dtype), ((0, 0), (lo, hi), (lo, hi), (0, 0)), mode="edge")
-        from_target = jax.lax.conv_general_dilated(
-            padded, kernel[:, :, :c_t], (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC")
-        )
+        from_target = layers.conv2d(padded, kernel[:, :, :c_t], (1, 1), ((0, 0), (0, 0)), (1, 1))
         flat = source_blocks.astype(dtype).reshape(b * h * w, k * k * c)
         from_source = (flat @ kernel[:, :, c_t:].reshape(k * k * c, self.features)).reshape(b, h, w, -1)
         return from_target + from_source + bias.astype(dtype)

@@ -140,11 +140,16 @@ def _forward_by_taps(
     return kh * kw == 1 or (kh * kw <= 9 and cin >= 128 and cout >= 128)
 
 
+def _pad_hw(x, padding):
+    """Zero padding of H and W by ``((top, bottom), (left, right))``; negative values crop."""
+    (pt, pb), (pl, pr) = padding
+    return lax.pad(x, jnp.zeros((), x.dtype), ((0, 0, 0), (pt, pb, 0), (pl, pr, 0), (0, 0, 0)))
+
+
 def _conv_by_taps(x, kernel, padding):
     """Stride-1 correlation as the sum over taps of (shifted input) @ kernel[tap]."""
     kh, kw, _, _ = kernel.shape
-    (pt, pb), (pl, pr) = padding
-    xp = lax.pad(x, jnp.zeros((), x.dtype), ((0, 0, 0), (pt, pb, 0), (pl, pr, 0), (0, 0, 0)))
+    xp = _pad_hw(x, padding)
     ho, wo = xp.shape[1] - kh + 1, xp.shape[2] - kw + 1
     out = None
     for i in range(kh):
@@ -164,8 +169,9 @@ def _conv(x, kernel, stride, padding, dilation):
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
 def conv2d(x: jax.Array, kernel: jax.Array, stride, padding, dilation) -> jax.Array:
-    """``lax.conv_general_dilated`` (NHWC, HWIO, explicit padding) with a faster CPU weight gradient where
-    :func:`_weight_grad_by_taps` says so; same values as plain autodiff up to float32 summation order."""
+    """``lax.conv_general_dilated`` (NHWC, HWIO, explicit padding), run as per-tap matmuls where
+    :func:`_forward_by_taps` says so and with a per-tap weight gradient where :func:`_weight_grad_by_taps` does
+    (both faster on XLA:CPU there); same values as plain autodiff up to float32 summation order."""
     return _conv(x, kernel, stride, padding, dilation)
 
 
@@ -182,9 +188,7 @@ def _conv2d_bwd(stride, padding, dilation, res, g):
     (dx,) = vjp_x(g)
     kh, kw, cin, cout = kernel.shape
     b, ho, wo, _ = g.shape
-    (pt, pb), (pl, pr) = padding
-    xp = jnp.pad(x, ((0, 0), (max(pt, 0), max(pb, 0)), (max(pl, 0), max(pr, 0)), (0, 0)))
-    xp = xp[:, max(-pt, 0) : xp.shape[1] - max(-pb, 0), max(-pl, 0) : xp.shape[2] - max(-pr, 0)]
+    xp = _pad_hw(x, padding)
     sy, sx = stride
     gm = g.reshape(b * ho * wo, cout)
     taps = []

@@ -111,8 +111,8 @@ def bilinear_grads(flat, hs, ws, px, py, g, image_acc=None, step=None):
     accumulate several samplings, then add ``hi + lo``). With ``step=None`` it is a plain float32 scatter-add
     into ``hi`` (rounding grows with the number of contributions per pixel, as in torch's kernels); with a
     ``step`` from :func:`exact_step` every update is split exactly and the sums are order-independent, at
-    about twice the cost of the scatter. The position derivative uses the clamped corner values, hence vanishes outside the image
-    (GFLA's CUDA backward).
+    about twice the cost of the scatter. The position derivative uses the clamped corner values, hence
+    vanishes outside the image (GFLA's CUDA backward).
     """
     idx, ax, ay = bilinear_corners(hs, ws, px, py)
     v00, v01, v10, v11 = (take_rows(flat, i) for i in idx)
