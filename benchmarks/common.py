@@ -20,3 +20,11 @@ def synthetic_batch(data_cfg, batch_size: int, seed: int = 0) -> dict[str, np.nd
         if data_cfg.get("parsing"):
             batch[f"{role}_parsing"] = rng.integers(0, 20, (batch_size, h, w), dtype=np.uint8)
     return batch
+
+
+def compiled_flops(compiled) -> float:
+    """FLOPs of a compiled executable from XLA's cost analysis (NaN when the backend gives none)."""
+    cost = compiled.cost_analysis()
+    if isinstance(cost, list | tuple):
+        cost = cost[0] if cost else {}
+    return float((cost or {}).get("flops", float("nan")))

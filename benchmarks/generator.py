@@ -21,7 +21,7 @@ import jax.numpy as jnp
 from absl import app, flags
 from ml_collections import config_flags
 
-from benchmarks.common import synthetic_batch
+from benchmarks.common import compiled_flops, synthetic_batch
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "configs/<method>_<data>.py[:variant]", lock_config=True
@@ -40,12 +40,6 @@ def _timed(fn, steps: int) -> tuple[float, float]:
         out = fn()
     jax.block_until_ready(out)
     return (time.perf_counter() - start) / steps, (time.process_time() - cpu) / steps
-
-
-def _flops(compiled) -> float:
-    cost = compiled.cost_analysis()
-    cost = cost[0] if isinstance(cost, list | tuple) else cost
-    return float((cost or {}).get("flops", float("nan")))
 
 
 def main(argv: list[str]) -> None:
@@ -79,7 +73,7 @@ def main(argv: list[str]) -> None:
         compiled = fn.lower(params, variables, batch).compile()
         compile_s = time.perf_counter() - start
         step_s, cpu_s = _timed(lambda c=compiled: c(params, variables, batch), _STEPS.value)
-        rows.append((name, compile_s, step_s, cpu_s, _flops(compiled)))
+        rows.append((name, compile_s, step_s, cpu_s, compiled_flops(compiled)))
 
     h, w = config.data.image_size
     n_params = sum(x.size for x in jax.tree.leaves(params))

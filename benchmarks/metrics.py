@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from benchmarks.common import compiled_flops
 from ptx.evaluate import lpips as lpips_lib
 from ptx.nn import inception
 
@@ -35,9 +36,7 @@ def _median_time(fn: Callable[[], object], iters: int) -> float:
 
 
 def _flops(jitted, *args) -> float:
-    cost = jitted.lower(*args).compile().cost_analysis()
-    cost = cost[0] if isinstance(cost, list) else cost
-    return float(cost.get("flops", float("nan")))
+    return compiled_flops(jitted.lower(*args).compile())
 
 
 def _row(name: str, n: int, seconds: float, flops: float | None = None) -> str:

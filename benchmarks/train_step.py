@@ -22,7 +22,7 @@ import jax
 from absl import app, flags
 from ml_collections import config_flags
 
-from benchmarks.common import synthetic_batch
+from benchmarks.common import compiled_flops, synthetic_batch
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "configs/<method>_<data>.py[:variant]", lock_config=True
@@ -31,13 +31,6 @@ _BATCH = flags.DEFINE_integer("batch", None, "global batch size (default: config
 _STEPS = flags.DEFINE_integer("steps", 10, "timed steps (after one warm-up step)")
 _STAGE = flags.DEFINE_string("stage", None, "stage to time (default: the last one)")
 flags.mark_flags_as_required(["config"])
-
-
-def _flops(compiled) -> float:
-    cost = compiled.cost_analysis()
-    if isinstance(cost, list | tuple):
-        cost = cost[0] if cost else {}
-    return float((cost or {}).get("flops", float("nan")))
 
 
 def _torch_time(config, batch_size: int, steps: int, stage: str) -> tuple[float, float, str] | None:
@@ -82,7 +75,7 @@ def main(argv: list[str]) -> None:
     start = time.perf_counter()
     compiled = setup.train_step.lower(state, batch).compile()
     compile_s = time.perf_counter() - start
-    flops = _flops(compiled)
+    flops = compiled_flops(compiled)
     state, metrics = compiled(state, batch)  # warm-up
     jax.block_until_ready((state, metrics))
     start, cpu = time.perf_counter(), time.process_time()
