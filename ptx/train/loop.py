@@ -38,6 +38,27 @@ class NonFiniteLossError(FloatingPointError):
     """A loss or metric went NaN/inf; the message names the stage, the step and the terms."""
 
 
+class _UnreadableCheckpoint(Exception):
+    """Restoring checkpoint ``step`` failed; the run moves it aside and resumes from the one before."""
+
+    def __init__(self, step: int, cause: BaseException):
+        super().__init__(
+            f"checkpoint {step}: {type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}"
+        )
+        self.step = step
+
+
+def _restore(ckpt: checkpoint.Checkpointer, step: int, setup: StageSetup, data_iter):
+    try:
+        return ckpt.restore(step, setup.abstract, setup.shardings, data_iter)
+    except Exception as e:  # noqa: BLE001 - any failure to read a checkpoint means: try the previous one
+        raise _UnreadableCheckpoint(step, e) from e
+
+
+# Resume gives up after this many unreadable checkpoints in a row (a systematic problem, not a torn file).
+MAX_UNREADABLE = 3
+
+
 @dataclasses.dataclass
 class RunResult:
     status: str  # "finished" | "preempted"
@@ -265,8 +286,38 @@ def run(config, workdir: str | pathlib.Path, *, loader_factory: LoaderFactory | 
     writer = tlog.MetricWriter(workdir, tensorboard=config.log.get("tensorboard", True))
     logging.info("mesh %s over %d devices, %d process(es)", dict(mesh.shape), mesh.size, jax.process_count())
 
+    try:
+        for attempt in range(MAX_UNREADABLE + 1):
+            try:
+                return _run_from_latest(config, workdir, method, mesh, factory, stages, offsets, ckpt, writer)
+            except _UnreadableCheckpoint as e:
+                if attempt == MAX_UNREADABLE:
+                    raise RuntimeError(
+                        f"{MAX_UNREADABLE + 1} checkpoints in a row under {ckpt.directory} could not be "
+                        f"restored; the last: {e}"
+                    ) from e
+                moved = ckpt.quarantine(e.step, str(e))
+                logging.warning("%s; moved aside to %s, resuming from the previous checkpoint", e, moved)
+        raise AssertionError("unreachable")
+    finally:
+        ckpt.close()
+        writer.close()
+
+
+def _latest_meta(ckpt: checkpoint.Checkpointer) -> tuple[int | None, dict | None]:
     latest = ckpt.latest_step()
-    meta = ckpt.meta(latest) if latest is not None else None
+    if latest is None:
+        return None, None
+    try:
+        return latest, ckpt.meta(latest)
+    except Exception as e:  # noqa: BLE001
+        raise _UnreadableCheckpoint(latest, e) from e
+
+
+def _run_from_latest(config, workdir, method, mesh, factory, stages, offsets, ckpt, writer) -> RunResult:
+    """Every stage from the latest checkpoint on (or from scratch); raises _UnreadableCheckpoint before any
+    training when the checkpoint it resumes from cannot be read."""
+    latest, meta = _latest_meta(ckpt)
     start_index = 0
     if meta is not None:
         start_index = int(meta["stage_index"])
@@ -281,47 +332,41 @@ def run(config, workdir: str | pathlib.Path, *, loader_factory: LoaderFactory | 
 
     previous: dict[str, Any] | None = None
     result = None
-    try:
-        with _StopFlag() as stop:
-            for index, spec in enumerate(stages):
-                stage = spec.stage
-                if index < start_index:
-                    continue
-                setup = setup_stage(config, method, mesh, factory, index, offsets[index], spec)
-                resume = meta is not None and index == start_index
-                if resume and int(meta["stage_step"]) >= stage.num_steps:
-                    st = ckpt.restore(latest, setup.abstract, setup.shardings, None)
-                    logging.info("stage %s already finished", stage.name)
-                    previous = st.variables()
-                    continue
-                result = _run_stage(
-                    config,
-                    setup,
-                    method,
-                    ckpt,
-                    writer,
-                    stop,
-                    previous,
-                    (latest, meta) if resume else None,
-                )
-                if result.status != "finished":
-                    return result
-                previous = result.final_variables
-            if result is None:
-                last = stages[-1].stage
-                result = _Outcome("finished", last.name, last.num_steps, offsets[-1], {}, None)
-            metrics = {"train": result.metrics, "stage": result.stage, "global_step": result.global_step}
-            if config.get("evals"):
-                variables = previous if previous is not None else result.final_variables
-                metrics["eval"] = evaluation.run_evals(config, method, mesh, variables, factory)
-                writer.scalars(result.global_step, {f"eval/{k}": v for k, v in metrics["eval"].items()})
-            tlog.write_json(workdir / "metrics.json", metrics)
-            return RunResult(
-                result.status, result.stage, result.stage_step, result.global_step, result.metrics
+    with _StopFlag() as stop:
+        for index, spec in enumerate(stages):
+            stage = spec.stage
+            if index < start_index:
+                continue
+            setup = setup_stage(config, method, mesh, factory, index, offsets[index], spec)
+            resume = meta is not None and index == start_index
+            if resume and int(meta["stage_step"]) >= stage.num_steps:
+                st = _restore(ckpt, latest, setup, None)
+                logging.info("stage %s already finished", stage.name)
+                previous = st.variables()
+                continue
+            result = _run_stage(
+                config,
+                setup,
+                method,
+                ckpt,
+                writer,
+                stop,
+                previous,
+                (latest, meta) if resume else None,
             )
-    finally:
-        ckpt.close()
-        writer.close()
+            if result.status != "finished":
+                return result
+            previous = result.final_variables
+        if result is None:
+            last = stages[-1].stage
+            result = _Outcome("finished", last.name, last.num_steps, offsets[-1], {}, None)
+        metrics = {"train": result.metrics, "stage": result.stage, "global_step": result.global_step}
+        if config.get("evals"):
+            variables = previous if previous is not None else result.final_variables
+            metrics["eval"] = evaluation.run_evals(config, method, mesh, variables, factory)
+            writer.scalars(result.global_step, {f"eval/{k}": v for k, v in metrics["eval"].items()})
+        tlog.write_json(workdir / "metrics.json", metrics)
+        return RunResult(result.status, result.stage, result.stage_step, result.global_step, result.metrics)
 
 
 @dataclasses.dataclass
@@ -344,7 +389,7 @@ def _run_stage(
     data_iter = iter(setup.loader)
     if resume is not None:
         step0, meta = resume
-        st = ckpt.restore(step0, setup.abstract, setup.shardings, data_iter)
+        st = _restore(ckpt, step0, setup, data_iter)
         start = int(meta["stage_step"])
     else:
         st = setup.init()
