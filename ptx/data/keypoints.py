@@ -145,7 +145,9 @@ def parse_keypoint_list(text: str, *, where: str = "keypoint list") -> np.ndarra
         raise ValueError(f"{where}: expected {NUM_KEYPOINTS} keypoints (COCO-18 order), got {len(values)}")
     for i, v in enumerate(values):
         if isinstance(v, float) and not math.isfinite(v):
-            raise ValueError(f"{where}: entry {i} ({NAMES[i]}) is {v!r}; expected a finite integer pixel or -1")
+            raise ValueError(
+                f"{where}: entry {i} ({NAMES[i]}) is {v!r}; expected a finite integer pixel or -1"
+            )
         if isinstance(v, bool) or not isinstance(v, int | float) or float(v) != int(v):
             raise ValueError(f"{where}: entry {i} ({NAMES[i]}) is {v!r}; expected an integer pixel or -1")
     return np.asarray([int(v) for v in values], np.int64)
