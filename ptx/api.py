@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib
 import logging
 import os
 import pathlib
-import pkgutil
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,21 +28,17 @@ CHECKPOINT_ENV = "PTX_CHECKPOINTS"
 
 
 def list_models() -> list[str]:
-    """Config names usable as ``model=`` (``configs/<name>.py`` files that define a method)."""
-    import configs
+    """Config names usable as ``model=`` (the config files shipped with ptx; see ``ptx.bundled``)."""
+    from ptx import bundled
 
-    names = []
-    for info in pkgutil.iter_modules(configs.__path__):
-        if info.name != "common" and not info.name.startswith("_"):
-            names.append(info.name)
-    return sorted(names)
+    return bundled.config_names()
 
 
 def model_config(model: str, variant: str = "paper"):
-    """The locked ConfigDict of ``configs/<model>.py:<variant>``."""
-    if model not in list_models():
-        raise ValueError(f"unknown model {model!r}; available: {', '.join(list_models())}")
-    return importlib.import_module(f"configs.{model}").get_config(variant)
+    """The locked ConfigDict of config ``<model>`` (``configs/<model>.py``), variant ``variant``."""
+    from ptx import bundled
+
+    return bundled.model_config(model, variant)
 
 
 def read_image(src: ImageLike, *, what: str = "src") -> np.ndarray:

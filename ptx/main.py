@@ -3,11 +3,14 @@
     python -m ptx.main --config configs/gfla_fashion.py:demo --workdir /tmp/gfla
     python -m ptx.main --config configs/toy_puppets.py:tiny --workdir /tmp/toy --config.optim.gen.lr=1e-3
     python -m ptx.main --config configs/gfla_fashion.py --workdir /tmp/gfla --mode eval
+    python -m ptx.main --config gfla_fashion:demo --workdir /tmp/gfla      (by name: works from an installed wheel)
 
 Exit status: 0 when every stage finished, ``EXIT_PREEMPTED`` (75, EX_TEMPFAIL) when a SIGTERM or a preemption
 notice stopped the run after saving a checkpoint (run the same command again to resume; ``launch/slurm_gpu.sbatch``
 requeues on it), 2 for a usage error. Only training writes the run's ``config.json``: ``--mode eval`` and
 ``--mode sample`` read a workdir without rewriting its record.
+
+``--config`` takes a config file's path or the name of one shipped with ptx (``ptx.list_models()``).
 
 Configs are locked: ``--config.key=value`` with a key the config lacks fails and lists the valid keys. Multi-host
 runs (``launch/``) are joined with ``jax.distributed`` here, before anything touches a device. Compiled
@@ -17,15 +20,19 @@ programs are cached in ``$PTX_COMPILATION_CACHE`` (default ~/.cache/ptx/xla; emp
 
 from __future__ import annotations
 
-import importlib.util
 import pathlib
 import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from ptx import bundled
+
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "configs/<method>_<data>.py[:variant,switch=value]", lock_config=True
+    "config",
+    None,
+    "configs/<method>_<data>.py[:variant,switch=value], or a config's name (gfla_fashion:demo)",
+    lock_config=True,
 )
 _WORKDIR = flags.DEFINE_string("workdir", None, "run directory: checkpoints, events, images, metrics.json")
 _MODE = flags.DEFINE_enum("mode", "train", ["train", "eval", "sample"], "what to do")
@@ -40,24 +47,34 @@ flags.mark_flags_as_required(["config", "workdir"])
 EXIT_PREEMPTED = 75  # EX_TEMPFAIL: stopped early with a checkpoint saved; the same command resumes
 
 
-def _load_config_file(spec: str):
-    """The config named by ``--config`` (for error messages only; absl loads the real one)."""
-    path, _, arg = spec.partition(":")
-    module_spec = importlib.util.spec_from_file_location("_ptx_config", path)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module.get_config(arg or None)
+def _config_spec(argv: list[str]) -> str | None:
+    """The value of ``--config`` in ``argv`` (``--config=X`` or ``--config X``), if any."""
+    for i, a in enumerate(argv):
+        if a.startswith("--config="):
+            return a.split("=", 1)[1]
+        if a == "--config" and i + 1 < len(argv):
+            return argv[i + 1]
+    return None
+
+
+def _with_config_path(argv: list[str]) -> list[str]:
+    """``--config NAME[:arg]`` (a config shipped with ptx) -> ``--config <its file>[:arg]`` for absl."""
+    out = list(argv)
+    for i, a in enumerate(out):
+        if a.startswith("--config="):
+            out[i] = "--config=" + bundled.resolve_config_spec(a.split("=", 1)[1])
+        elif a == "--config" and i + 1 < len(out):
+            out[i + 1] = bundled.resolve_config_spec(out[i + 1])
+    return out
 
 
 def _keys_near(argv: list[str]) -> str:
     """For each ``--config.a.b=...`` override that names a missing key: the valid keys at that level."""
-    spec = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None)
-    if spec is None and "--config" in argv:
-        spec = argv[argv.index("--config") + 1]
+    spec = _config_spec(argv)
     if spec is None:
         return ""
     try:
-        config = _load_config_file(spec)
+        config = bundled.load_config(spec)
     except Exception:  # noqa: BLE001 - the original error is reported anyway
         return ""
     lines = []
@@ -79,9 +96,18 @@ def _keys_near(argv: list[str]) -> str:
 
 
 def _parse_flags(argv: list[str]) -> list[str]:
-    """absl parsing, with the valid keys listed when a ``--config.`` override names a missing one."""
+    """absl parsing (a config named rather than a path is found among ptx's, its ``from configs import ...``
+    lines mean the folder it lives in), with the valid keys listed when a ``--config.`` override names a
+    missing one."""
+    spec = _config_spec(argv)
+    if spec is not None and (problem := bundled.unknown_config_message(bundled.resolve_config_spec(spec))):
+        sys.stderr.write(f"FATAL flags error: {problem}\n")
+        sys.exit(2)
     try:
-        return flags.FLAGS(argv)
+        if spec is None:
+            return flags.FLAGS(argv)
+        with bundled.configs_package(bundled.config_file_folder(spec)):
+            return flags.FLAGS(_with_config_path(argv))
     except (AttributeError, KeyError, ValueError, flags.Error) as e:
         hint = _keys_near(argv)
         message = str(e).strip("'\"").replace("\\n", " ").replace("\\'", "'")
