@@ -10,7 +10,8 @@ notice stopped the run after saving a checkpoint (run the same command again to 
 requeues on it), 2 for a usage error. Only training writes the run's ``config.json``: ``--mode eval`` and
 ``--mode sample`` read a workdir without rewriting its record.
 
-``--config`` takes a config file's path or the name of one shipped with ptx (``ptx.list_models()``).
+``--config`` takes a config file's path or the name of one shipped with ptx (``ptx.list_models()``). Other
+libraries' INFO lines (Orbax, grain, TFDS) are hidden unless ``--verbose`` (or absl's ``-v 1``) is given.
 
 Configs are locked: ``--config.key=value`` with a key the config lacks fails and lists the valid keys. Multi-host
 runs (``launch/``) are joined with ``jax.distributed`` here, before anything touches a device. Compiled
@@ -42,6 +43,9 @@ _PROCESS_ID = flags.DEFINE_integer("process_id", None, "this process's index (mu
 _SOURCE = flags.DEFINE_string("source", None, "--mode sample: source image path")
 _POSE = flags.DEFINE_string("pose", None, "--mode sample: target pose (keypoint file or image)")
 _OUTPUT = flags.DEFINE_string("output", None, "--mode sample: where to write the result")
+_VERBOSE = flags.DEFINE_bool(
+    "verbose", False, "also show other libraries' INFO lines (Orbax, grain, TFDS) in absl's full format"
+)
 flags.mark_flags_as_required(["config", "workdir"])
 
 EXIT_PREEMPTED = 75  # EX_TEMPFAIL: stopped early with a checkpoint saved; the same command resumes
@@ -120,8 +124,9 @@ def _parse_flags(argv: list[str]) -> list[str]:
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from ptx.train import compile_env, distributed
+    from ptx.train import compile_env, console, distributed
 
+    console.configure(verbose=_VERBOSE.value)
     compile_env.enable_persistent_cache()
     distributed.maybe_initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     from ptx.train import logging as tlog

@@ -5,7 +5,8 @@ Builds the wheel from a copy of the sources (``pip wheel --no-deps --no-build-is
 downloaded), installs it into a fresh venv that sees this interpreter's site-packages for the dependencies
 (a ``.pth`` file; ``venv --system-site-packages`` would only see the base interpreter's), then from a folder
 that holds a foreign ``configs`` package: lists the models, builds the tiny puppets with
-``python -m ptx.data.build`` and trains ``--config toy_puppets:tiny``. Marked ``install`` (runs in CI; ``-m 'not install'`` skips it).
+``python -m ptx.data.build`` and trains ``--config toy_puppets:tiny``, whose output must carry no Orbax INFO
+line. Marked ``install`` (runs in CI; ``-m 'not install'`` skips it).
 """
 
 import os
@@ -22,6 +23,7 @@ pytestmark = pytest.mark.install
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SOURCES = ("pyproject.toml", "setup.py", "README.md", "ptx", "configs", "data_builders")
+ORBAX_INFO = ("checkpoint_manager.py", "atomicity.py", "Renaming", "OCDBT", "_SignalingThread.join")
 
 
 def _run(args, **kwargs) -> subprocess.CompletedProcess:
@@ -103,10 +105,13 @@ def test_configs_by_name_from_another_folder(venv):
         env=_env(root),
     )
     assert "puppets/test: 12 images" in build.stdout, build.stdout
-    _run(
+    train = _run(
         [python, "-m", "ptx.main", "--config", "toy_puppets:tiny", "--workdir", root / "run",
          f"--config.data.data_dir={data}"],
         cwd=elsewhere,
         env=_env(root),
     )  # fmt: skip
     assert sorted(p.name for p in (root / "run" / "checkpoints").iterdir()) == ["5", "6"]
+    out = train.stdout + train.stderr
+    assert not [line for line in out.splitlines() if any(s in line for s in ORBAX_INFO)], out
+    assert "full  3/3 (100%)" in out, out

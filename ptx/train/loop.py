@@ -406,7 +406,7 @@ def _run_stage(
 
     log_cfg = config.log
     predict = None
-    progress = tlog.Progress(n, start)
+    progress = tlog.Progress(n, start, stage.name)
     pending: list[dict[str, jax.Array]] = []
     pending_start = start
     last_saved = ckpt.latest_step()
@@ -453,12 +453,15 @@ def _run_stage(
             pending.append(metrics)
         if is_log:
             logged = flush()
+            rates = progress.report(done)
             writer.scalars(
                 setup.offset + done,
                 {f"train/{k}": v for k, v in logged.items()}
-                | {f"progress/{k}": v for k, v in progress.report(done).items()}
+                | {f"progress/{k}": v for k, v in rates.items()}
                 | {"stage": setup.index},
+                echo=False,
             )
+            logging.info("%s", progress.line(done, rates, logged))
         if is_image:
             predict = predict or evaluation.make_predict(method, setup.batch_sharding.mesh)
             out = predict(st.variables(), setup.example)["image"]
