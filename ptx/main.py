@@ -10,8 +10,10 @@ notice stopped the run after saving a checkpoint (run the same command again to 
 requeues on it), 2 for a usage error. Only training writes the run's ``config.json``: ``--mode eval`` and
 ``--mode sample`` read a workdir without rewriting its record.
 
-``--config`` takes a config file's path or the name of one shipped with ptx (``ptx.list_models()``). Other
-libraries' INFO lines (Orbax, grain, TFDS) are hidden unless ``--verbose`` (or absl's ``-v 1``) is given.
+``--config`` takes a config file's path or the name of one shipped with ptx (``ptx.list_models()``). A training
+run ends with a summary (``ptx.train.summary``: held-out scores beside baselines, a grid, ``report.html``) and
+closes with the paths and the command to sample from it. Other libraries' INFO lines (Orbax, grain, TFDS) are
+hidden unless ``--verbose`` (or absl's ``-v 1``) is given.
 
 Configs are locked: ``--config.key=value`` with a key the config lacks fails and lists the valid keys. Multi-host
 runs (``launch/``) are joined with ``jax.distributed`` here, before anything touches a device. Compiled
@@ -59,6 +61,22 @@ def _config_spec(argv: list[str]) -> str | None:
         if a == "--config" and i + 1 < len(argv):
             return argv[i + 1]
     return None
+
+
+def _config_args(argv: list[str]) -> list[str]:
+    """The ``--config`` argument and ``--config.key=value`` overrides of ``argv``, in order (the sampling
+    command a run prints repeats them)."""
+    out, take_next = [], False
+    for a in argv:
+        if take_next:
+            out.append(a)
+            take_next = False
+        elif a == "--config" or (a.startswith("--config.") and "=" not in a):
+            out.append(a)
+            take_next = True
+        elif a.startswith(("--config=", "--config.")):
+            out.append(a)
+    return out
 
 
 def _with_config_path(argv: list[str]) -> list[str]:
@@ -130,7 +148,7 @@ def main(argv: list[str]) -> None:
     compile_env.enable_persistent_cache()
     distributed.maybe_initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     from ptx.train import logging as tlog
-    from ptx.train import loop
+    from ptx.train import loop, summary
 
     config, workdir = _CONFIG.value, pathlib.Path(_WORKDIR.value)
     if _MODE.value == "train":
@@ -139,6 +157,7 @@ def main(argv: list[str]) -> None:
         logging.info("%s at stage %s step %d", result.status, result.stage, result.stage_step)
         if result.status == "preempted":
             sys.exit(EXIT_PREEMPTED)
+        summary.print_closing(workdir, _config_args(sys.argv[1:]))
     elif _MODE.value == "eval":
         logging.info("metrics: %s", loop.evaluate(config, workdir))
     else:
@@ -150,7 +169,8 @@ def main(argv: list[str]) -> None:
             raise app.UsageError(
                 "--mode sample needs ptx.api.sample_cli(config, workdir, source, pose, output)"
             )
-        api.sample_cli(config, workdir, source=_SOURCE.value, pose=_POSE.value, output=_OUTPUT.value)
+        out = api.sample_cli(config, workdir, source=_SOURCE.value, pose=_POSE.value, output=_OUTPUT.value)
+        print(f"wrote {out}", flush=True)
 
 
 def run_main() -> None:

@@ -6,7 +6,7 @@ downloaded), installs it into a fresh venv that sees this interpreter's site-pac
 (a ``.pth`` file; ``venv --system-site-packages`` would only see the base interpreter's), then from a folder
 that holds a foreign ``configs`` package: lists the models, builds the tiny puppets with
 ``python -m ptx.data.build`` and trains ``--config toy_puppets:tiny``, whose output must carry no Orbax INFO
-line. Marked ``install`` (runs in CI; ``-m 'not install'`` skips it).
+line and end with the summary's closing lines. Marked ``install`` (runs in CI; ``-m 'not install'`` skips it).
 """
 
 import os
@@ -114,4 +114,7 @@ def test_configs_by_name_from_another_folder(venv):
     assert sorted(p.name for p in (root / "run" / "checkpoints").iterdir()) == ["5", "6"]
     out = train.stdout + train.stderr
     assert not [line for line in out.splitlines() if any(s in line for s in ORBAX_INFO)], out
-    assert "full  3/3 (100%)" in out, out
+    assert "full  3/3 (100%)" in out and "mean train image" in out, out
+    last = train.stdout.strip().splitlines()
+    assert last[-2].startswith("sample from it:") and "--mode sample" in last[-2], out
+    assert (root / "run" / "report.html").is_file()

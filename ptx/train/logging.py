@@ -1,7 +1,9 @@
-"""Metric writers (TensorBoard events via tensorboardX, and stdout), progress lines with ETA, image grids.
+"""Metric writers (TensorBoard events via tensorboardX, a JSON-lines history, stdout), progress lines with
+ETA, image grids.
 
 No TensorFlow: clu's writers import it (1.4 GB), tensorboardX writes the same event files. Only process 0
-writes; the others get a writer that drops everything.
+writes; the others get a writer that drops everything. ``<workdir>/scalars.jsonl`` keeps every logged scalar
+(one line per call: step, wall time, values) for the run's report (``ptx.train.report``).
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ import jax
 import numpy as np
 from absl import logging
 
+HISTORY_FILE = "scalars.jsonl"
+
 
 class MetricWriter:
-    """Scalars and images to TensorBoard (``<workdir>/tb``) and stdout; images also as PNG files."""
+    """Scalars to TensorBoard (``<workdir>/tb``), ``scalars.jsonl`` and stdout; images to TensorBoard and PNG."""
 
     def __init__(self, workdir: str | pathlib.Path, *, enabled: bool | None = None, tensorboard: bool = True):
         self.workdir = pathlib.Path(workdir)
@@ -30,12 +34,20 @@ class MetricWriter:
             self._tb = SummaryWriter(str(self.workdir / "tb"))
 
     def scalars(self, step: int, values: Mapping[str, float], *, echo: bool = True) -> None:
-        """``echo=False``: TensorBoard only (the caller prints its own line)."""
+        """``echo=False``: TensorBoard and the history only (the caller prints its own line)."""
         if not self.enabled:
             return
         for k, v in values.items():
             if self._tb is not None:
                 self._tb.add_scalar(k, v, step)
+        record = {
+            "step": int(step),
+            "time": round(time.time(), 3),
+            **{k: _plain(v) for k, v in values.items()},
+        }
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        with open(self.workdir / HISTORY_FILE, "a") as f:
+            f.write(json.dumps(record) + "\n")
         if echo:
             logging.info("[%d] %s", step, ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(values.items())))
 
@@ -68,6 +80,12 @@ class MetricWriter:
 
 def _fmt(v: float) -> str:
     return f"{v:.5g}" if isinstance(v, float) else str(v)
+
+
+def _plain(v):
+    """A JSON value for the history (non-finite floats as strings: JSON has no inf/nan)."""
+    v = float(v) if isinstance(v, np.generic) else v
+    return v if not isinstance(v, float) or math.isfinite(v) else str(v)
 
 
 def write_json(path: str | pathlib.Path, values: Mapping) -> None:
