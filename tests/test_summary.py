@@ -158,6 +158,7 @@ def test_report_history_keeps_the_last_record_of_a_step_and_times_stages(tmp_pat
             "progress/steps_per_sec": 4.0,
         },  # resumed
         {"step": 4, "time": 30.0, "stage": 1, "train/gen/loss": 1.0, "progress/steps_per_sec": 0.5},
+        {"step": 4, "time": 90.0, "summary/model/ssim": 0.5},  # the summary's values: not a log step
     ]
     (tmp_path / "scalars.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
     records = report.history(tmp_path)

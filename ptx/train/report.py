@@ -24,15 +24,16 @@ REPORT_FILE = "report.html"
 
 
 def history(workdir: str | pathlib.Path) -> list[dict[str, Any]]:
-    """The logged scalars, one record per step (the last record of a step wins: a resumed run repeats steps)."""
+    """The training log's records (those with a ``stage``; eval and summary values are left out), one per
+    step: the last of a step wins (a resumed run repeats the steps after its checkpoint)."""
     path = pathlib.Path(workdir) / tlog.HISTORY_FILE
     if not path.is_file():
         return []
     by_step: dict[int, dict[str, Any]] = {}
     for line in path.read_text().splitlines():
-        if line.strip():
-            record = json.loads(line)
-            by_step.setdefault(int(record["step"]), {}).update(record)
+        record = json.loads(line) if line.strip() else {}
+        if "stage" in record:
+            by_step[int(record["step"])] = record
     return [by_step[s] for s in sorted(by_step)]
 
 
@@ -62,7 +63,14 @@ def loss_curves_png(records: list[dict[str, Any]], boundaries: Mapping[str, int]
         for k in player_keys:
             x, y = _numbers(records, k)
             if len(x):
-                ax.plot(x, y, label=k.rsplit("/", 1)[-1], linewidth=2.0 if k.endswith("/loss") else 1.0)
+                ax.plot(
+                    x,
+                    y,
+                    label=k.rsplit("/", 1)[-1],
+                    linewidth=2.0 if k.endswith("/loss") else 1.0,
+                    marker="o" if len(x) < 30 else None,  # a short run's few points stay visible
+                    markersize=3,
+                )
                 positive &= bool(np.all(y > 0))
         for name, start in boundaries.items():
             ax.axvline(start, color="grey", linestyle="--", linewidth=0.8)
@@ -123,6 +131,12 @@ def _table(result: Mapping[str, Any]) -> str:
     return f"<table><tr><th></th>{head}</tr>{''.join(body)}</table>"
 
 
+def _shown_definitions(result: Mapping[str, Any]) -> dict[str, str]:
+    """The definitions of the columns the table has."""
+    shown = {c for row in result.get("rows", {}).values() for c in row}
+    return {k: v for k, v in result.get("definitions", {}).items() if k in shown}
+
+
 STYLE = """
 body { font-family: sans-serif; margin: 2em; color: #222; max-width: 1400px; }
 table { border-collapse: collapse; margin: 0.5em 0 1em; }
@@ -155,7 +169,7 @@ def write(
         "split)</h2>",
         _table(result),
         "<p class=small>"
-        + "<br>".join(html.escape(f"{k}: {v}") for k, v in result.get("definitions", {}).items())
+        + "<br>".join(html.escape(f"{k}: {v}") for k, v in _shown_definitions(result).items())
         + "</p>",
     ]
     if result.get("notes"):
