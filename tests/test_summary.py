@@ -166,3 +166,35 @@ def test_report_history_keeps_the_last_record_of_a_step_and_times_stages(tmp_pat
     timings = report.stage_timings(records, ["flow", "full"], started=5.0)
     assert timings == [("flow", 15.0, 2.5), ("full", 10.0, 0.5)]
     assert report.loss_curves_png(records, {"flow": 0, "full": 3})[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_lpips_column_when_both_weight_files_are_on_disk(
+    tmp_path, monkeypatch, golden_dir, metrics_random_weights
+):
+    """The golden's LPIPS-alex weights written as the files users have: the summary's scorer finds them (trunk
+    from config.summary.lpips_trunk, lin from the lpips package) and gives LPIPS per image."""
+    torch = pytest.importorskip("torch")
+    import jax.numpy as jnp
+
+    from ptx.evaluate import lpips as L
+
+    meta = json.loads((golden_dir / "metrics_lpips_alex.json").read_text())
+    g = dict(np.load(golden_dir / "metrics_lpips_alex.npz"))
+    trunk = metrics_random_weights.make_state_dict(
+        meta["full_keys_and_shapes"], meta["trunk"]["base_seed"], skip=lambda k: not k.startswith("net.")
+    )
+    lin = {k.removeprefix("param/"): v for k, v in g.items() if k.startswith("param/lin")}
+    torch.save({k: torch.from_numpy(np.asarray(v)) for k, v in trunk.items()}, tmp_path / "trunk.pth")
+    torch.save({k: torch.from_numpy(np.asarray(v)) for k, v in lin.items()}, tmp_path / "alex.pth")
+    monkeypatch.setattr(L, "default_lin_path", lambda net: str(tmp_path / f"{net}.pth"))
+    notes = []
+    score = summary._lpips_scorer({"lpips_trunk": str(tmp_path / "trunk.pth")}, notes)
+    assert score is not None and not notes
+    a, b = _pairs(shape=(2, 64, 64, 3))
+    params = L.convert(lin, trunk, "alex")
+    want = L.LPIPS("alex").apply({"params": params}, jnp.asarray(a) / 127.5 - 1, jnp.asarray(b) / 127.5 - 1)
+    np.testing.assert_allclose(score(a, b), np.asarray(want), rtol=1e-5)
+    assert np.all(score(a, a) < 1e-6) and np.all(score(a, b) > 1e-3)
+    missing = []
+    assert summary._lpips_scorer({"lpips_trunk": str(tmp_path / "none.pth")}, missing) is None
+    assert "none.pth" in missing[0]
