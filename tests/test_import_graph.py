@@ -2,7 +2,8 @@
 
 Imports are read with ``ast`` from every ``ptx/**/*.py``, function-level ones included: a lazy import still
 ties two packages together. ``from pkg import name`` imports the module ``pkg.name`` when there is one, else
-``pkg``. Module names handed to ``importlib`` as strings (the registry's methods) are not seen.
+``pkg``. Not counted: imports under ``if TYPE_CHECKING:`` (never executed; annotations only) and module names
+handed to ``importlib`` as strings (the registry's methods).
 """
 
 from __future__ import annotations
@@ -39,13 +40,25 @@ def _imported_names(node: ast.AST, package: str, modules: dict) -> list[str]:
     return [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names]
 
 
+def _executed_nodes(node: ast.AST):
+    """Every node below ``node`` except the bodies of ``if TYPE_CHECKING:`` blocks."""
+    for child in ast.iter_child_nodes(node):
+        yield child
+        if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+            for branch in child.orelse:
+                yield branch
+                yield from _executed_nodes(branch)
+            continue
+        yield from _executed_nodes(child)
+
+
 def module_graph(root: pathlib.Path = REPO) -> Edges:
     """Edges between ptx modules; an import of a name inside a module counts as importing that module."""
     modules = _modules(root)
     graph: Edges = {name: {} for name in modules}
     for name, path in modules.items():
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        for node in _executed_nodes(ast.parse(path.read_text(), str(path))):
             for target in _imported_names(node, package, modules):
                 while target and target not in modules:  # a name defined in a module: that module
                     target = target.rpartition(".")[0]
@@ -122,5 +135,10 @@ def test_graph_sees_function_level_imports_and_finds_cycles(ptx_graph):
     cyclic = {"a": {"b": "a.py:1"}, "b": {"c": "b.py:2"}, "c": {"a": "c.py:3"}}
     assert find_cycle(cyclic) == ["a", "b", "c", "a"]
     assert "c -> a   (c.py:3)" in describe(find_cycle(cyclic), cyclic)
+    typing_only = ast.parse(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import ptx.x\nimport ptx.y\n"
+    )
+    executed = [a.name for n in _executed_nodes(typing_only) if isinstance(n, ast.Import) for a in n.names]
+    assert executed == ["ptx.y"]
     folded = subpackage_graph({"ptx.x.m": {"ptx.y.n": "x/m.py:1"}, "ptx.y.n": {"ptx.x.k": "y/n.py:5"}})
     assert find_cycle(folded) == ["ptx.x", "ptx.y", "ptx.x"]
