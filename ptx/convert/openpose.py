@@ -74,7 +74,7 @@ def read_h5(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
 def _creation_order(layers: list[tuple[str, np.ndarray, np.ndarray]]) -> list:
     """Auto-named Keras layers (``conv2d_7``) sorted by their creation number; other names keep file order."""
-    numbers = [re.fullmatch(r"[A-Za-z_]+?_?(\d+)", name) for name, _, _ in layers]
+    numbers = [re.fullmatch(r".*_(\d+)", name) for name, _, _ in layers]
     if all(numbers) and len({int(m.group(1)) for m in numbers}) == len(layers):
         return [layer for _, layer in sorted(zip([int(m.group(1)) for m in numbers], layers))]
     return layers
@@ -164,8 +164,16 @@ def infer_config(state_dict: StateDict, *, heatmap_relu: bool = True, what: str 
     )
 
 
+def torch_order(cfg: Config) -> list[str]:
+    """Conv names in ``bodypose_model.state_dict()`` order: stem, every stage's L1, then every stage's L2."""
+    names = list(STEM_CONVS)
+    for branch in (1, 2):
+        names += [n for stage in range(1, cfg.n_stages + 1) for n in stage_layers(stage, branch)]
+    return names
+
+
 def rules(cfg: Config) -> list:
-    return [r for name in conv_shapes(cfg) for r in conv_rules((name,), name)]
+    return [r for name in torch_order(cfg) for r in conv_rules((name,), name)]
 
 
 def abstract_variables(cfg: Config) -> dict:
