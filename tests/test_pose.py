@@ -341,3 +341,42 @@ def test_overlay_draws_present_joints_only(photo):
     assert changed[50, 50] and changed[40, 60] and not changed[150:].any()
     both = overlay_skeleton(photo, [kps, np.full((18, 2), -1)])
     np.testing.assert_array_equal(both, out)
+
+
+def _synthetic_person(joints: dict[int, tuple[int, int]], hw=(96, 64)):
+    """Heatmap blobs at the joints and unit PAFs along every limb whose two joints exist."""
+    yy, xx = np.mgrid[: hw[0], : hw[1]].astype(np.float64)
+    heat = np.zeros((*hw, 19))
+    paf = np.zeros((*hw, 38))
+    for j, (y, x) in joints.items():
+        heat[..., j] = 0.9 * np.exp(-((yy - y) ** 2 + (xx - x) ** 2) / (2 * 3.0**2))
+    for (a, b), (cx, cy) in zip(postprocess.LIMB_JOINTS, postprocess.LIMB_PAF):
+        if a in joints and b in joints:
+            (ya, xa), (yb, xb) = joints[a], joints[b]
+            length = np.hypot(yb - ya, xb - xa)
+            uy, ux = (yb - ya) / length, (xb - xa) / length
+            along = (yy - ya) * uy + (xx - xa) * ux
+            across = np.abs((yy - ya) * ux - (xx - xa) * uy)
+            near = (along >= -2) & (along <= length + 2) & (across <= 2)
+            paf[..., cx] += near * ux
+            paf[..., cy] += near * uy
+    return heat, paf
+
+
+def test_post_processing_finds_a_synthetic_person_and_skips_limbs_without_peaks():
+    joints = {
+        0: (10, 32), 1: (22, 32), 2: (22, 22), 3: (36, 20), 4: (50, 19), 5: (22, 42), 6: (36, 44),
+        8: (50, 26), 9: (68, 26), 11: (50, 38), 12: (68, 38), 14: (8, 29), 15: (8, 35),
+    }  # fmt: skip
+    heat, paf = _synthetic_person(joints)
+    people = postprocess.find_people(heat, paf)
+    assert people.special_k == [5, 8, 11, 14, 16, 17, 18]  # limbs to LWrist, RAnkle, LAnkle and the ears
+    assert len(people.subset) == 1 and people.subset[0, -1] == len(joints)
+    want = np.full((18, 2), -1)
+    for j, yx in joints.items():
+        want[j] = yx
+    np.testing.assert_array_equal(people.best_keypoints(), want)
+    # Cut the neck-RShoulder PAF: the right arm becomes its own 3-joint row, and the filter drops it.
+    paf[..., 12:14] = 0
+    people = postprocess.find_people(heat, paf)
+    assert len(people.subset) == 1 and people.best_keypoints()[2:5].max() == -1

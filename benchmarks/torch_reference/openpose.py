@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -52,10 +53,15 @@ class BodyPoseModel(nn.Module):
         return paf, heat
 
 
+def load_flat(model: BodyPoseModel, flat) -> None:
+    """Loads a ``body_pose_model.pth``-style flat state dict (``conv1_1.weight``) as pytorch-openpose's
+    ``util.transfer`` does: every module key minus its block prefix; strict."""
+    state = {key: torch.as_tensor(np.array(flat[key.split(".", 1)[1]])) for key in model.state_dict()}
+    model.load_state_dict(state, strict=True)
+
+
 def run_nhwc(model: BodyPoseModel, image) -> tuple:
     """float32 (h, w, 3) normalised image -> (paf, heatmap) as float32 NumPy (h', w', C), like ptx's network."""
-    import numpy as np
-
     with torch.no_grad():
         x = torch.from_numpy(np.ascontiguousarray(np.transpose(image, (2, 0, 1))[None], np.float32))
         paf, heat = model(x)

@@ -96,8 +96,8 @@ def cv2_cubic_resize(image: np.ndarray, size: tuple[int, int], factor: float | N
     if image.dtype == np.uint8:
         ry = _cv2_fixed_point_matrix(image.shape[0], h, factor)
         rx = _cv2_fixed_point_matrix(image.shape[1], w, factor)
-        acc = np.einsum("yi,ij...->yj...", ry, image.astype(np.int64))
-        acc = np.einsum("xj,yj...->yx...", rx, acc)
+        # Integer sums below 2**53, so float64 GEMMs give them exactly.
+        acc = np.rint(apply(image, ry.astype(np.float64), rx.astype(np.float64))).astype(np.int64)
         shift = 2 * _CV_COEF_BITS
         return np.clip((acc + (1 << (shift - 1))) >> shift, 0, 255).astype(np.uint8)
     return apply(
@@ -135,7 +135,11 @@ def skimage_resize(image: np.ndarray, size: tuple[int, int], order: int) -> np.n
 
 
 def apply(image: np.ndarray, ry: np.ndarray, rx: np.ndarray) -> np.ndarray:
-    """``Ry @ image @ Rx.T`` over the first two axes of an (H, W[, C]) array, in float64."""
+    """``Ry @ image @ Rx.T`` over the first two axes of an (H, W[, C]) array, in float64, as two plain GEMMs
+    (the result is a transposed view: (H_out, W_out[, C]) with W_out outermost in memory)."""
     image = np.asarray(image, np.float64)
-    tmp = np.tensordot(ry, image, axes=(1, 0))  # (h_out, W, ...)
-    return np.moveaxis(np.tensordot(rx, tmp, axes=(1, 1)), 0, 1)
+    h, w, rest = image.shape[0], image.shape[1], image.shape[2:]
+    c = int(np.prod(rest, dtype=np.int64))
+    rows = (ry @ image.reshape(h, w * c)).reshape(-1, w, c)  # (H_out, w, c)
+    cols = rx @ rows.transpose(1, 0, 2).reshape(w, -1)  # (W_out, H_out * c)
+    return cols.reshape(rx.shape[0], ry.shape[0], *rest).swapaxes(0, 1)
