@@ -380,3 +380,13 @@ def test_post_processing_finds_a_synthetic_person_and_skips_limbs_without_peaks(
     paf[..., 12:14] = 0
     people = postprocess.find_people(heat, paf)
     assert len(people.subset) == 1 and people.best_keypoints()[2:5].max() == -1
+
+
+def test_convert_cli_output_folder_serves_as_weights(pth_file, photo, estimators, tmp_path, capsys):
+    from ptx.convert.__main__ import main as convert_main
+    from ptx.pose.estimator import PoseEstimator
+
+    assert convert_main(["openpose", "--weights", str(pth_file), "--out", str(tmp_path / "op")]) == 0
+    assert "parameters" in capsys.readouterr().out
+    est = PoseEstimator.from_file(tmp_path / "op", mode="openpose")
+    np.testing.assert_array_equal(est(photo), estimators["openpose"](photo))

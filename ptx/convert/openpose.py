@@ -23,6 +23,7 @@ import os
 import pathlib
 import re
 import sys
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -53,6 +54,13 @@ def read_h5(path: str | os.PathLike) -> dict[str, np.ndarray]:
     import h5py
 
     with h5py.File(path, "r") as f:
+        model_config = f.attrs.get("model_config", b"")
+        if b"Lambda" in (model_config if isinstance(model_config, bytes) else str(model_config).encode()):
+            warnings.warn(
+                f"{path}: the model has Lambda layers (an in-model input normalisation?); ptx normalises "
+                "outside the network as the dataset scripts do, so the estimate may be off",
+                stacklevel=2,
+            )
         group = f["model_weights"] if "model_weights" in f else f
         layers = []
         for raw in group.attrs["layer_names"]:

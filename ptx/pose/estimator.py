@@ -39,12 +39,12 @@ WHERE_USERS_HAVE_IT = (
 
 
 def find_weights(weights: str | os.PathLike | None = None) -> pathlib.Path:
-    """The weights file: ``weights``, else ``$PTX_OPENPOSE_WEIGHTS``, else the first of :data:`USUAL_PLACES`
-    that exists. A missing file raises FileNotFoundError with one line naming it and where it usually is."""
+    """The weights file (or a ``python -m ptx.convert openpose`` output folder): ``weights``, else
+    ``$PTX_OPENPOSE_WEIGHTS``, else the first of :data:`USUAL_PLACES` that exists. A missing file raises FileNotFoundError with one line naming it and where it usually is."""
     given = weights if weights is not None else os.environ.get(WEIGHTS_ENV)
     if given:
         path = pathlib.Path(given).expanduser()
-        if not path.is_file():
+        if not (path.is_file() or (path / "ptx_convert.json").is_file()):
             source = "" if weights is not None else f" (from ${WEIGHTS_ENV})"
             raise FileNotFoundError(f"OpenPose weights {path}{source} not found; {WHERE_USERS_HAVE_IT}")
         return path
@@ -67,6 +67,9 @@ def load_converted(weights: str | os.PathLike | None = None):
     from ptx.convert import openpose as convert_openpose
 
     path = find_weights(weights).resolve()
+    if path.is_dir():  # already converted by ``python -m ptx.convert openpose --out DIR``
+        cfg, players = convert_openpose.load(path)
+        return cfg, players["body"]
     stat = path.stat()
     key = hashlib.sha1(f"{path}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
     cached = cache_dir() / f"{path.stem}-{key}"

@@ -93,6 +93,8 @@ def openpose_inputs(bgr: np.ndarray, scales=DEFAULT_SCALES["openpose"]) -> list[
 def network_inputs(bgr: np.ndarray, mode: str, scales=None) -> list[NetInput]:
     """The network inputs of ``mode`` for a BGR photo (``scales`` default: the mode's own)."""
     scales = DEFAULT_SCALES[check_mode(mode)] if scales is None else tuple(scales)
+    if not scales:
+        raise ValueError("network_inputs: at least one scale is needed")
     return (dataset_inputs if mode == "dataset" else openpose_inputs)(bgr, scales)
 
 
