@@ -226,7 +226,12 @@ def _run_network_golden(arrays: dict[str, np.ndarray]) -> dict[str, tuple[np.nda
     sd = {k[len("param/") :]: v for k, v in arrays.items() if k.startswith("param/")}
     cfg, players = convert({"body": sd})
     image = jnp.asarray(np.transpose(arrays["input/image"], (0, 2, 3, 1)))
-    fn = jax.jit(lambda v, x: BodyPoseNet(cfg).apply(v, x, mutable=["intermediates"]))
+
+    def forward(variables, x):
+        with jax.default_matmul_precision("highest"):  # no TF32 on GPUs (the card measured ~1e-3 with it)
+            return BodyPoseNet(cfg).apply(variables, x, mutable=["intermediates"])
+
+    fn = jax.jit(forward)
     (paf, heat), state = fn(players["body"], image)
     got = {name: value[0] for name, value in state["intermediates"].items()}
     got["paf"], got["heatmap"] = paf, heat

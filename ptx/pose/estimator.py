@@ -83,12 +83,17 @@ def load_converted(weights: str | os.PathLike | None = None):
 
 @functools.cache
 def _compiled_network(cfg):
-    """One jitted forward per Config; jax caches one executable per input shape (= size bucket)."""
+    """One jitted forward per Config; jax caches one executable per input shape (= size bucket). Convolutions
+    run in full float32 (no TF32 / bf16 passes on accelerators): the thresholds downstream are sharp."""
     import jax
 
     from ptx.pose.network import BodyPoseNet
 
-    return jax.jit(BodyPoseNet(cfg).apply)
+    def forward(variables, image, valid_hw=None):
+        with jax.default_matmul_precision("highest"):
+            return BodyPoseNet(cfg).apply(variables, image, valid_hw)
+
+    return jax.jit(forward)
 
 
 def read_photo(photo: Any) -> np.ndarray:
