@@ -108,7 +108,8 @@ class PoseEstimator:
     every person found, ``est.people(photo)`` -> the raw :class:`~ptx.pose.postprocess.People`.
 
     ``scales`` overrides the mode's scale list; ``bucket`` rounds network input sizes up to a multiple of that
-    many pixels so photos of similar sizes share one compiled program (None: compile per exact size).
+    many pixels so photos of similar sizes share one compiled program (None: compile per exact size). The
+    final heatmap ReLU follows the mode (pytorch-openpose has it, the Keras model of the scripts does not).
     """
 
     def __init__(
