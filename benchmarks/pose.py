@@ -21,9 +21,9 @@ import numpy as np
 
 from benchmarks import torch_reference
 from ptx.convert import openpose as convert_openpose
-from ptx.pose import pipeline
+from ptx.models.openpose import pipeline
+from ptx.models.openpose.network import BodyPoseNet, Config
 from ptx.pose.estimator import PoseEstimator
-from ptx.pose.network import BodyPoseNet, Config
 
 
 def _best(fn, repeats: int) -> float:

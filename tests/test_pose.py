@@ -9,7 +9,6 @@ the network, itself checked against the golden).
 """
 
 import json
-import os
 import subprocess
 import sys
 
@@ -17,7 +16,7 @@ import numpy as np
 import pytest
 
 from ptx.convert import openpose as convert_openpose
-from ptx.pose import pipeline, postprocess, resize
+from ptx.models.openpose import pipeline, postprocess, resize
 from ptx.pose.estimator import PoseEstimator
 from ptx.tools.check_golden import compare, load_fixture
 
@@ -63,10 +62,8 @@ def test_bucketed_network_equals_exact_size_at_floor_pooled_sizes(body, estimato
         assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()
 
 
-def test_postprocess_golden():
-    arrays, meta = load_fixture(
-        os.path.join(os.environ.get("PTX_GOLDEN_DIR", ""), "openpose_postprocess.npz")
-    )
+def test_postprocess_golden(golden_dir):
+    arrays, meta = load_fixture(golden_dir / "openpose_postprocess.npz")
     results = convert_openpose.run_golden(arrays, meta)
     assert len(results) == len([k for k in arrays if not (k.startswith("input/") or "/net_" in k)])
     for name, (got, want) in results.items():

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ptx.pose.network import STEM_LAYERS, Config, conv_shapes, stage_layers
+from ptx.models.openpose.network import STEM_LAYERS, Config, conv_shapes, stage_layers
 
 
 def _convs(names, shapes, *, relu_last: bool, pool_names=None) -> nn.Sequential:

@@ -30,7 +30,14 @@ from typing import Any
 import numpy as np
 
 from ptx.convert.common import ConversionError, apply_rules, conv_rules, export_state_dict, shape_of
-from ptx.pose.network import STAGE1_KERNELS, STEM_CONVS, BodyPoseNet, Config, conv_shapes, stage_layers
+from ptx.models.openpose.network import (
+    STAGE1_KERNELS,
+    STEM_CONVS,
+    BodyPoseNet,
+    Config,
+    conv_shapes,
+    stage_layers,
+)
 
 ROLES = {"body": "body"}
 StateDict = Mapping[str, Any]
@@ -246,7 +253,7 @@ def _run_network_golden(arrays: dict[str, np.ndarray]) -> dict[str, tuple[np.nda
 
 
 def _run_postprocess_golden(arrays: dict[str, np.ndarray]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    from ptx.pose import pipeline, postprocess
+    from ptx.models.openpose import pipeline, postprocess
 
     heat_full = arrays["input/heatmap_full"].astype(np.float64)
     paf_full = arrays["input/paf_full"].astype(np.float64)

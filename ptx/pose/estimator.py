@@ -3,8 +3,8 @@
 Weights come from the file the user names, else ``$PTX_OPENPOSE_WEIGHTS``, else the usual places in the
 working directory; they are converted once and cached (``$PTX_CACHE_DIR``, default ``~/.cache/ptx``, under
 ``openpose/``), so later runs skip the torch / h5 reading. The network runs jitted, once per size bucket
-(image sizes rounded up to ``bucket`` pixels, the rest masked: see ``ptx.pose.network``), and the maps go
-through the chosen reference pipeline (``ptx.pose.pipeline``) and the post-processing (``ptx.pose.postprocess``).
+(image sizes rounded up to ``bucket`` pixels, the rest masked: see ``ptx.models.openpose.network``), and the maps go
+through the chosen reference pipeline (``ptx.models.openpose.pipeline``) and the post-processing (``ptx.models.openpose.postprocess``).
 
 Modes: ``"dataset"`` (default) reproduces the scripts that made the PATN / Def-GAN annotation CSVs, the
 keypoints the pose-transfer models were trained on; ``"openpose"`` reproduces pytorch-openpose / ControlNet.
@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ptx.pose import pipeline, postprocess
+from ptx.models.openpose import pipeline, postprocess
 
 WEIGHTS_ENV = "PTX_OPENPOSE_WEIGHTS"
 CACHE_ENV = "PTX_CACHE_DIR"
@@ -87,7 +87,7 @@ def _compiled_network(cfg):
     run in full float32 (no TF32 / bf16 passes on accelerators): the thresholds downstream are sharp."""
     import jax
 
-    from ptx.pose.network import BodyPoseNet
+    from ptx.models.openpose.network import BodyPoseNet
 
     def forward(variables, image, valid_hw=None):
         with jax.default_matmul_precision("highest"):
@@ -105,7 +105,7 @@ def read_photo(photo: Any) -> np.ndarray:
 
 class PoseEstimator:
     """A loaded network and pipeline: ``est(photo)`` -> (18, 2) ``(y, x)`` keypoints, ``est.all(photo)`` ->
-    every person found, ``est.people(photo)`` -> the raw :class:`~ptx.pose.postprocess.People`.
+    every person found, ``est.people(photo)`` -> the raw :class:`~ptx.models.openpose.postprocess.People`.
 
     ``scales`` overrides the mode's scale list; ``bucket`` rounds network input sizes up to a multiple of that
     many pixels so photos of similar sizes share one compiled program (None: compile per exact size). The

@@ -19,7 +19,7 @@ import dataclasses
 
 import numpy as np
 
-from ptx.pose import resize
+from ptx.models.openpose import resize
 
 MODES = ("dataset", "openpose")
 BOX_SIZE = 368
