@@ -75,6 +75,8 @@ class Config:
     n_downsampling_d: int = 2
 
     def __post_init__(self):
+        for name in ("content_widths", "vgg_widths", "style_widths"):  # lists from JSON / ConfigDict
+            object.__setattr__(self, name, tuple(int(w) for w in getattr(self, name)))
         if self.spade_stats not in SPADE_STATS:
             raise ValueError(f"casd Config.spade_stats={self.spade_stats!r}; expected one of {SPADE_STATS}")
         if len(self.vgg_widths) != 5 or len(self.style_widths) != 4:
