@@ -77,7 +77,7 @@ def _encoder_block(dst: tuple, src: str) -> list[Rule]:
 def _style_encoder(cfg: casd.Config) -> list[Rule]:
     rules = []
     for conv, idx in _VGG_INDEX.items():
-        dst = ("vgg", "enc_style", "trunk", conv)
+        dst = ("vgg", "enc_style", "vgg", conv)
         rules += [
             Rule((*dst, "kernel"), f"enc_style.vgg.{idx}.weight", "conv"),
             Rule((*dst, "bias"), f"enc_style.vgg.{idx}.bias"),

@@ -180,21 +180,22 @@ class ContentEncoder(nn.Module):
         return _conv(self.cfg.dim, 1, name="out_conv")(x)
 
 
-def _vgg_trunk_init(cfg: Config, module: nn.Module):
-    """He-normal stand-in for the VGG19 trunk (training loads the ImageNet weights over it)."""
+# torchvision's VGG19 whose parameters live in the ``vgg`` collection instead of ``params``: frozen, never
+# differentiated, never in an optimizer, but part of the generator's variables (and checkpoint) as in the original.
+# Two views: ``init=True`` creates the weights (init only; in apply it would try to create them whenever any
+# collection, e.g. ``intermediates``, is mutable), the other only reads them.
+def _frozen_vgg(init: bool):
+    return nn.map_variables(
+        vgg_lib.VGG,
+        ("params", "vgg"),
+        trans_in_fn=lambda v: {"params": v.get("vgg", {}), "vgg": {}},
+        trans_out_fn=lambda v: {"vgg": v.get("params", {}), "params": {}},
+        init=init,
+        mutable=False,
+    )
 
-    def init():
-        key = module.make_rng("params")
-        params, cin = {}, cfg.image_nc
-        for conv in vgg_lib.torchvision_indices("vgg19"):  # conv1_1, conv1_2, conv2_1, ...
-            cout = cfg.vgg_widths[int(conv[len("conv") :].split("_")[0]) - 1]
-            key, sub = jax.random.split(key)
-            kernel = jax.random.normal(sub, (3, 3, cin, cout)) * jnp.sqrt(2.0 / (9 * cin))
-            params[conv] = {"kernel": kernel, "bias": jnp.zeros((cout,))}
-            cin = cout
-        return params
 
-    return init
+_FrozenVGGInit, _FrozenVGG = _frozen_vgg(True), _frozen_vgg(False)
 
 
 class StyleEncoder(nn.Module):
@@ -202,8 +203,8 @@ class StyleEncoder(nn.Module):
 
     conv1 (7x7) -> [., relu1_1] -> conv2 (4x4 s2) -> [., relu2_1] -> conv3 -> [., relu3_1] -> conv4 ->
     [., relu4_1] -> 1x1 ``out_conv`` -> region mean. Learned convs: reflection padding, bias, ReLU. The VGG19
-    (torchvision layout, all 16 convs kept for the checkpoint; the input is the raw [-1, 1] image) lives in the
-    ``vgg`` collection under ``trunk``.
+    (torchvision layout, ``vgg`` collection, submodule ``vgg``; the input is the raw [-1, 1] image) runs up to
+    relu4_1.
     """
 
     cfg: Config
@@ -211,9 +212,10 @@ class StyleEncoder(nn.Module):
     @nn.compact
     def __call__(self, image: jax.Array, parsing: jax.Array) -> jax.Array:
         cfg = self.cfg
-        trunk = self.variable("vgg", "trunk", _vgg_trunk_init(cfg, self)).value
-        vgg = vgg_lib.VGG("vgg19", layers=STYLE_VGG_LAYERS, widths=cfg.vgg_widths, parent=None)
-        feats = vgg.apply({"params": jax.lax.stop_gradient(trunk)}, image)
+        if self.is_initializing():  # all 16 convs, which the original's checkpoint holds
+            feats = _FrozenVGGInit("vgg19", widths=cfg.vgg_widths, name="vgg")(image)
+        else:
+            feats = _FrozenVGG("vgg19", layers=STYLE_VGG_LAYERS, widths=cfg.vgg_widths, name="vgg")(image)
         x = jax.nn.relu(_reflect_conv(image, cfg.style_widths[0], 7, 1, 3, "conv1"))
         x = jnp.concatenate([x, feats["relu1_1"]], axis=-1)
         for i, layer in enumerate(STYLE_VGG_LAYERS[1:]):
