@@ -14,6 +14,7 @@ import tensorflow_datasets as tfds
 
 from ptx.data.annotations import DataFileError
 
+from . import _common
 from .deepfashion_pose import DeepfashionPose
 from .market1501_pose import Market1501Pose
 from .puppets import Puppets
@@ -73,8 +74,19 @@ def build(
                 f"{builder.data_dir} was built with the keypoint frame {built[0]}x{built[1]}, not "
                 f"{keypoint_frame[0]}x{keypoint_frame[1]}: remove it or build into another --data_dir"
             )
+    fingerprint = _common.source_fingerprint(manual_dir) if manual_dir else None
+    if builder.is_prepared():
+        recorded = builder.info.metadata.get("source_fingerprint")
+        if fingerprint and recorded and recorded != fingerprint:
+            raise DataFileError(
+                f"{builder.data_dir} was built from other versions of the files in {manual_dir} (files were "
+                "added, removed or changed since): remove that folder to rebuild, or build into another --data_dir"
+            )
+        return builder
+    builder.source_fingerprint = fingerprint
     dl_config = tfds.download.DownloadConfig(
         manual_dir=os.fspath(os.path.expanduser(manual_dir)) if manual_dir else None
     )
     builder.download_and_prepare(download_config=dl_config)
+    _common.remove_incomplete(builder)
     return builder

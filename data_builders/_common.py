@@ -30,6 +30,7 @@ import io
 import logging
 import os
 import pathlib
+import shutil
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -155,10 +156,31 @@ def read_parsing(path: pathlib.Path, shapes: Sequence[tuple[int, int]], skipped:
     return encode_png(labels)
 
 
+DUPLICATE_PAIRS = "duplicate pairs (kept, as the originals do)"
+SELF_PAIRS = "pairs of an image with itself (kept, as the originals do)"
+
+
 def pair_table(
-    pairs: Sequence[tuple[str, str]], index: dict[str, int], csv_path: os.PathLike | str
+    pairs: Sequence[tuple[str, str]],
+    index: dict[str, int],
+    csv_path: os.PathLike | str,
+    skipped: Skipped | None = None,
 ) -> dict[str, list[int]]:
-    """Pairs of names -> {"from": [record index], "to": [...]}; a name without a record is an error."""
+    """Pairs of names -> {"from": [record index], "to": [...]}; a name without a record is an error, no pair at
+    all is an error. Duplicate pairs and self pairs are kept (the originals train on them) and counted in
+    ``skipped`` so the build reports them."""
+    if not pairs:
+        raise DataFileError(
+            f"{csv_path}: no pairs; expected a header with 'from' and 'to' and at least one row"
+        )
+    seen: set[tuple[str, str]] = set()
+    for row, (a, b) in enumerate(pairs, start=2):
+        if skipped is not None:
+            if (a, b) in seen:
+                skipped.add(DUPLICATE_PAIRS, f"line {row} ({a}, {b})")
+            if a == b:
+                skipped.add(SELF_PAIRS, f"line {row} ({a})")
+        seen.add((a, b))
     src, dst = [], []
     for row, (a, b) in enumerate(pairs, start=2):
         for name in (a, b):
@@ -221,6 +243,7 @@ class PoseBuilder(tfds.core.GeneratorBasedBuilder, abc.ABC):
         meta["has_edge"] = bool(self._has_edge)
         meta["has_parsing"] = bool(self._has_parsing)
         meta["skipped"] = {}
+        meta["source_fingerprint"] = getattr(self, "source_fingerprint", None)
         return {split: self._generate_examples(entries, split) for split, (entries, _) in collected.items()}
 
     def _generate_examples(
@@ -252,3 +275,32 @@ class PoseBuilder(tfds.core.GeneratorBasedBuilder, abc.ABC):
 
     def skipped(self, split: str) -> Skipped:
         return self._skipped.setdefault(split, Skipped())
+
+
+def source_fingerprint(manual_dir: str | os.PathLike) -> str:
+    """A digest of every file's relative path, size and modification time under ``manual_dir``: a build records
+    it, and a later build call whose sources changed says so instead of silently reusing the old records."""
+    import hashlib
+
+    root = pathlib.Path(manual_dir).expanduser()
+    digest = hashlib.sha256()
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            path = pathlib.Path(dirpath, name)
+            st = path.stat()
+            digest.update(f"{path.relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def remove_incomplete(builder: Any) -> list[pathlib.Path]:
+    """Delete ``incomplete.*`` folders that interrupted builds of this dataset left beside its finished version
+    (called after a successful build, so none of them is being written)."""
+    version_dir = pathlib.Path(os.fspath(builder.data_dir))
+    removed = []
+    for parent in (version_dir.parent, version_dir.parent.parent):
+        for debris in parent.glob("incomplete.*"):
+            if debris.is_dir():
+                shutil.rmtree(debris, ignore_errors=True)
+                removed.append(debris)
+    return removed

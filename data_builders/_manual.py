@@ -116,7 +116,7 @@ class ManualPoseBuilder(_common.PoseBuilder):
         self._has_edge = self._has_edge or any(e["edge_file"] is not None for e in entries)
         self._has_parsing = self._has_parsing or any(e["parsing_file"] is not None for e in entries)
         index = {e["name"]: i for i, e in enumerate(entries)}
-        return entries, _common.pair_table(pairs, index, pairs_path)
+        return entries, _common.pair_table(pairs, index, pairs_path, skipped)
 
     def _entry(self, manual, split, name, image_file, keypoints) -> dict[str, Any]:
         shapes = self.SHAPES

@@ -1,11 +1,12 @@
 """TFDS builders from tiny manual directories in the originals' formats; bad input; interrupted builds."""
 
 import io
+import os
 import sys
 
 import numpy as np
 import pytest
-from data_fixtures import write_fashion, write_market
+from data_fixtures import write_fashion, write_market, write_pairs
 from PIL import Image
 
 import data_builders
@@ -319,6 +320,33 @@ def test_killed_build_process_leaves_nothing_that_reads_as_complete(tmp_path):
     assert not data_builders.get_builder("deepfashion_pose", data_dir=data_dir).is_prepared()
     builder = data_builders.build("deepfashion_pose", data_dir=data_dir, manual_dir=man.root)
     assert builder.is_prepared() and len(_records(builder, "test")) == 2
+    # The successful re-run removed the killed build's debris.
+    assert not [p for p in (data_dir / "deepfashion_pose").rglob("incomplete*")]
+
+
+def test_duplicate_and_self_pairs_are_counted_and_no_pairs_is_an_error(tmp_path):
+    man = _small(tmp_path)
+    a, b = list(man.images["train"])[:2]
+    write_pairs(man.root / "fasion-pairs-train.csv", [(a, b), (a, b), (b, b)])
+    builder = data_builders.build("deepfashion_pose", data_dir=tmp_path / "d", manual_dir=man.root)
+    skipped = builder.info.metadata["skipped"]["train"]
+    assert skipped[_common.DUPLICATE_PAIRS] == 1 and skipped[_common.SELF_PAIRS] == 1
+    write_pairs(man.root / "fasion-pairs-test.csv", [])
+    msg = _expect_failed_build(man, tmp_path / "again", "no pairs")
+    assert "fasion-pairs-test.csv" in msg
+
+
+def test_changed_sources_are_not_silently_reused(tmp_path):
+    man = _small(tmp_path)
+    data_builders.build("deepfashion_pose", data_dir=tmp_path / "d", manual_dir=man.root)
+    data_builders.build(
+        "deepfashion_pose", data_dir=tmp_path / "d", manual_dir=man.root
+    )  # same files: reused
+    path = man.images["train"][_first(man)]
+    path.write_bytes(path.read_bytes())  # a newer file
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    with pytest.raises(DataFileError, match="other versions of the files"):
+        data_builders.build("deepfashion_pose", data_dir=tmp_path / "d", manual_dir=man.root)
 
 
 def test_command_line(tmp_path, capsys):

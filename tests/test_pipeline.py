@@ -429,3 +429,28 @@ def test_resume_through_grain_checkpoint_handler(market, tmp_path):
     got = next(resumed)
     for k in want:
         np.testing.assert_array_equal(got[k], want[k])
+
+
+class _HookedMethod:
+    """Only the two hooks of a recipe: a field added per pair on train pairs, a filter keeping pairs with a right
+    shoulder."""
+
+    def host_transform(self, split):
+        if split != "train":
+            return None
+        return lambda pair: {"source_height": np.float32(pair["source_image"].shape[0])}
+
+    def pair_filter(self, split):
+        return _has_rsho
+
+
+def test_trainer_loader_factory_applies_the_methods_hooks(market):
+    from ptx.train import loop
+
+    _, data_dir = market
+    factory = loop.pipeline_loader_factory(_cfg(data_dir, "market1501_pose"), _HookedMethod())
+    (batch,) = _take(factory(split="train", batch_size=2, seed=0), 1)
+    assert batch["source_height"].shape == (2,)
+    assert np.all(batch["target_keypoints"][:, 2, 0] >= 0)  # the filter's joint is present in every pair
+    (test_batch,) = _take(factory(split="test", batch_size=2, seed=0, shuffle=False, num_epochs=1), 1)
+    assert "source_height" not in test_batch
