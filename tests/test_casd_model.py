@@ -114,3 +114,19 @@ def test_batch_stat_norm_groups_and_variance():
     np.testing.assert_allclose(halves[2:], np.asarray(norms.batch_stat_norm(x[2:])), atol=1e-6)
     with pytest.raises(ValueError, match="multiple"):
         norms.batch_stat_norm(x, group=3)
+
+
+def test_keys_are_detached(tiny):
+    """The original detaches the attention keys: no gradient reaches key convs, queries get one."""
+    variables, inputs, _ = tiny
+    gen = casd.Generator(TINY)
+
+    def energy(params):
+        out = gen.apply({**variables, "params": params}, *inputs)
+        return jnp.sum(out["energy3"]) + jnp.sum(out["energy4"])
+
+    grads = jax.jit(jax.grad(energy)).lower(variables["params"]).compile(FAST)(variables["params"])
+    for n in casd.ATTENTION_BLOCKS:
+        block = grads["dec"][f"attn{n}"]
+        assert float(jnp.abs(block["key"]["kernel"]).max()) == 0.0
+        assert float(jnp.abs(block["query"]["kernel"]).max()) > 0.0

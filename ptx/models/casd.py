@@ -184,9 +184,14 @@ class ContentEncoder(nn.Module):
 # differentiated, never in an optimizer, but part of the generator's variables (and checkpoint) as in the original.
 # Two views: ``init=True`` creates the weights (init only; in apply it would try to create them whenever any
 # collection, e.g. ``intermediates``, is mutable), the other only reads them.
+class StyleVGG(vgg_lib.VGG):
+    """torchvision's VGG19 trunk as the style encoder's part (its own class: one pass per generator pass, told
+    apart from the loss networks' VGG19)."""
+
+
 def _frozen_vgg(init: bool):
     return nn.map_variables(
-        vgg_lib.VGG,
+        StyleVGG,
         ("params", "vgg"),
         trans_in_fn=lambda v: {"params": v.get("vgg", {}), "vgg": {}},
         trans_out_fn=lambda v: {"vgg": v.get("params", {}), "params": {}},
