@@ -77,18 +77,6 @@ def test_parse_keypoint_list_and_errors():
         K.parse_keypoint_list(str(['"a"'] * 18).replace("'", ""))
 
 
-def test_lip_tables():
-    lip = np.arange(20, dtype=np.uint8)
-    merged = K.merge_lip_to_casd(lip)
-    assert merged.max() == 7 and set(merged.tolist()) == set(range(8))
-    assert merged[13] == 4 and merged[2] == 2 and merged[9] == 1 and merged[14] == 6 and merged[18] == 7
-    perm = K.LIP_FLIP_PERM
-    np.testing.assert_array_equal(perm[perm], lip)
-    assert K.LIP_CLASSES[perm[14]] == "right_arm"
-    with pytest.raises(ValueError, match="0..19"):
-        K.merge_lip_to_casd(np.array([20]))
-
-
 def test_draw_skeleton():
     kps = np.full((18, 2), -1.0)
     kps[1] = (20, 30)

@@ -13,16 +13,20 @@ method's is given under its name with the card that defines it (``shared/referen
   extension of the transforms and of the masks; :data:`DEFGAN_MA_MASK_LIMBS` -- the 23 polygons of
   ``produce_ma_mask`` (masked SSIM / IS).
 * :data:`CASD_LIMBS` -- the 12 limbs of CASD's limb distance maps (BPD).
-* :data:`LIP_CLASSES` / :data:`CASD_MERGE` -- the 20 LIP parsing labels (``semantic_merge3`` PNGs and the
-  puppets renderer) and their merge into CASD's 8 regions.
+
+Parsing labels (LIP), their flip and CASD's region merge live in :mod:`ptx.data.parsing` (``LIP_CLASSES``,
+``LIP_FLIP_PERM`` and ``CASD_REGIONS`` are re-exported here for older imports).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 
 import numpy as np
+
+from ptx.data.parsing import CASD_REGIONS, LIP_CLASSES, LIP_FLIP_PERM  # noqa: F401 (re-exported)
 
 NUM_KEYPOINTS = 18
 MISSING = -1
@@ -99,37 +103,6 @@ CASD_LIMBS = (
     (1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10), (1, 11), (11, 12), (12, 13),
 )  # fmt: skip
 
-# Parsing labels: the 20 LIP classes (as in the ``semantic_merge3`` PNGs), also what the puppets renderer writes.
-LIP_CLASSES = (
-    "background", "hat", "hair", "glove", "sunglasses", "upper_clothes", "dress", "coat", "socks", "pants",
-    "jumpsuits", "scarf", "skirt", "face", "left_arm", "right_arm", "left_leg", "right_leg", "left_shoe",
-    "right_shoe",
-)  # fmt: skip
-# CASD's 8 merged regions (casd.md, SP) and the LIP label -> region table.
-CASD_REGIONS = (
-    "background",
-    "lower_clothes",
-    "hair",
-    "gloves",
-    "face",
-    "upper_clothes",
-    "arms",
-    "legs_shoes",
-)
-CASD_MERGE = np.array([0, 2, 2, 3, 4, 5, 5, 5, 7, 1, 5, 5, 1, 4, 6, 6, 7, 7, 7, 7], np.uint8)
-# A horizontal flip swaps the sided LIP labels (arms, legs, shoes).
-LIP_FLIP_PERM = np.array([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 15, 14, 17, 16, 19, 18], np.uint8)
-
-
-def merge_lip_to_casd(parsing: np.ndarray) -> np.ndarray:
-    """LIP label map (values 0..19) -> CASD's 8 regions. Labels >= 20 raise (CASD would give an empty pixel)."""
-    parsing = np.asarray(parsing)
-    if parsing.size and int(parsing.max()) >= len(LIP_CLASSES):
-        raise ValueError(
-            f"parsing map has label {int(parsing.max())}; LIP labels are 0..{len(LIP_CLASSES) - 1}"
-        )
-    return CASD_MERGE[parsing]
-
 
 def is_present(keypoints: np.ndarray) -> np.ndarray:
     """Boolean (..., 18): True where neither coordinate is -1 (the originals' missing test)."""
@@ -171,6 +144,10 @@ def parse_keypoint_list(text: str, *, where: str = "keypoint list") -> np.ndarra
     if len(values) != NUM_KEYPOINTS:
         raise ValueError(f"{where}: expected {NUM_KEYPOINTS} keypoints (COCO-18 order), got {len(values)}")
     for i, v in enumerate(values):
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ValueError(
+                f"{where}: entry {i} ({NAMES[i]}) is {v!r}; expected a finite integer pixel or -1"
+            )
         if isinstance(v, bool) or not isinstance(v, int | float) or float(v) != int(v):
             raise ValueError(f"{where}: entry {i} ({NAMES[i]}) is {v!r}; expected an integer pixel or -1")
     return np.asarray([int(v) for v in values], np.int64)
