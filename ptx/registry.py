@@ -11,6 +11,7 @@ from types import ModuleType
 METHODS: dict[str, str] = {
     "gfla": "ptx.methods.gfla",
     "patn": "ptx.methods.patn",
+    "defgan": "ptx.methods.defgan",
     "toy": "ptx.methods.toy",
 }
 
