@@ -221,6 +221,10 @@ def test_keras_h5_converts_like_the_port_state_dict(tmp_path, small_state, model
     )
     assert from_keras[0] == from_port[0]
     assert_same_params(from_keras, from_port)
+    inferred, _ = conv.convert(
+        {"generator": small_state, "discriminator": disc_sd}
+    )  # no config: all inferred
+    assert inferred.disc_filters == (8, 16, 32) and inferred.encoder == cfg.encoder
 
 
 def test_keras_baseline_generator_and_bad_names(tmp_path, small_state):

@@ -242,11 +242,13 @@ def convert_one(
     *,
     role: str | None = None,
     what: str = "state dict",
+    base: defgan.Config | None = None,
 ) -> tuple[defgan.Config, dict]:
-    """One state dict -> (its Config, ptx variables ``{"params": ...}``)."""
+    """One state dict -> (its Config, ptx variables ``{"params": ...}``). A given ``cfg`` must agree with the
+    weights; ``base`` only supplies the fields weights cannot tell (e.g. the generator's, for a discriminator)."""
     sd = _strip(state_dict)
     role = role or detect_role(sd)
-    inferred = infer_config(sd, role, cfg)
+    inferred = infer_config(sd, role, cfg or base)
     if cfg is not None:
         _check_against(cfg, inferred, role, what)
     variables, _ = apply_rules(
@@ -263,23 +265,25 @@ def convert(
     unknown = sorted(set(state_dicts) - set(ROLES))
     if unknown:
         raise ConversionError(f"unknown roles {unknown}; Def-GAN roles: {sorted(ROLES)}")
+    if not state_dicts:
+        raise ConversionError("no state dicts given")
     players: dict[str, dict] = {}
+    result = cfg
     if "generator" in state_dicts:
-        cfg, players["gen"] = convert_one(state_dicts["generator"], cfg, role="generator", what="generator")
-    if "discriminator" in state_dicts:
-        d_cfg, players["disc"] = convert_one(
-            state_dicts["discriminator"], cfg, role="discriminator", what="discriminator"
+        result, players["gen"] = convert_one(
+            state_dicts["generator"], cfg, role="generator", what="generator"
         )
-        cfg = d_cfg
-        expected = 2 * cfg.image_nc + (2 if cfg.use_input_pose else 1) * cfg.pose_nc
+    if "discriminator" in state_dicts:
+        result, players["disc"] = convert_one(
+            state_dicts["discriminator"], cfg, role="discriminator", what="discriminator", base=result
+        )
+        expected = 2 * result.image_nc + (2 if result.use_input_pose else 1) * result.pose_nc
         got = shape_of(_strip(state_dicts["discriminator"]), "net.0.weight")[1]
         if got != expected:
             raise ConversionError(
                 f"discriminator takes {got} input channels; the generator's config implies {expected}"
             )
-    if cfg is None:
-        raise ConversionError("no state dicts given")
-    return cfg, players
+    return result, players
 
 
 def export(cfg: defgan.Config, players: Mapping[str, Any]) -> dict[str, dict[str, np.ndarray]]:
