@@ -78,7 +78,11 @@ def _is_keras_file(path: str) -> bool:
 
 
 def has_body_joints(view: Mapping[str, Any]) -> bool:
-    """pairs whose source and target both show Rhip, Lhip, Lsho and Rsho (the original's pair lists)"""
+    """source or target lacks Rhip, Lhip, Lsho or Rsho (the part geometry needs all four; as the original's
+    pair lists)
+
+    True for the pairs kept: both poses show both hips and both shoulders.
+    """
     for side in ("source_keypoints", "target_keypoints"):
         kp = np.asarray(view[side])[list(BODY_JOINTS)]
         if np.any(kp == -1):
