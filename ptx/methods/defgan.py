@@ -78,10 +78,9 @@ def _is_keras_file(path: str) -> bool:
 
 
 def has_body_joints(view: Mapping[str, Any]) -> bool:
-    """source or target lacks Rhip, Lhip, Lsho or Rsho (the part geometry needs all four; as the original's
-    pair lists)
+    """source or target lacks Rhip, Lhip, Lsho or Rsho (as in the original's pair lists)
 
-    True for the pairs kept: both poses show both hips and both shoulders.
+    True for the pairs kept: both poses show both hips and both shoulders, which the part geometry needs.
     """
     for side in ("source_keypoints", "target_keypoints"):
         kp = np.asarray(view[side])[list(BODY_JOINTS)]
