@@ -12,6 +12,7 @@ METHODS: dict[str, str] = {
     "casd": "ptx.methods.casd",
     "gfla": "ptx.methods.gfla",
     "patn": "ptx.methods.patn",
+    "defgan": "ptx.methods.defgan",
     "toy": "ptx.methods.toy",
 }
 
