@@ -18,6 +18,7 @@ import pytest
 
 import configs
 from ptx import api, registry
+from ptx.data import pipeline
 from ptx.methods import protocol
 from ptx.train import loop, optim
 from ptx.train import state as tstate
@@ -89,7 +90,8 @@ class _Built:
         b = _batch(self.config, min(spec.batch_size, 2))
         transform = self.method.host_transform("train")
         if transform is not None:
-            rows = [transform({k: v[i] for k, v in b.items()}) for i in range(len(b["source_image"]))]
+            pairs = [{k: v[i] for k, v in b.items()} for i in range(len(b["source_image"]))]
+            rows = [pipeline.apply_host_transform(transform, pair) for pair in pairs]
             b = {k: np.stack([r[k] for r in rows]) for k in rows[0]}
         return b
 
@@ -124,7 +126,7 @@ def _count_top_level_applies(fn, *args) -> collections.Counter:
     counts: collections.Counter = collections.Counter()
 
     def interceptor(next_fun, args_, kwargs_, context):
-        if context.method_name == "__call__" and context.module.parent is None:
+        if context.method_name == "__call__" and not isinstance(context.module.parent, nn.Module):
             counts[type(context.module).__name__] += 1
         return next_fun(*args_, **kwargs_)
 

@@ -9,8 +9,8 @@ import pytest
 from train_fixtures import cheap_compiles, shared_cache_dir
 
 from configs import toy_puppets
-from ptx.evaluate.ssim import structural_similarity
-from ptx.train import loop, summary
+from ptx.ops.ssim import structural_similarity
+from ptx.train import loop, report, summary
 
 
 def _pairs(seed=0, shape=(3, 32, 24, 3)):
@@ -53,7 +53,7 @@ def test_table_is_aligned_and_marks_missing_columns():
         "model": {"ssim": 0.61234, "l1": 0.1, "ssim_person": 0.4},
         "copy_source": {"ssim": 0.4, "l1": 0.2},
     }
-    lines = summary.format_table(table)
+    lines = report.format_table(table)
     assert len(lines) == 3 and len({len(line) for line in lines}) == 1, lines
     assert "0.612" in lines[1] and lines[2].split()[-1] == "-"
     assert "SSIM↑" in lines[0] and "L1↓" in lines[0]
@@ -145,8 +145,6 @@ def test_summary_switch_off(tmp_path):
 
 
 def test_report_history_keeps_the_last_record_of_a_step_and_times_stages(tmp_path):
-    from ptx.train import report
-
     lines = [
         {"step": 1, "time": 10.0, "stage": 0, "train/gen/loss": 3.0, "progress/steps_per_sec": 1.0},
         {"step": 2, "time": 12.0, "stage": 0, "train/gen/loss": 2.0, "progress/steps_per_sec": 2.0},

@@ -116,3 +116,18 @@ def paste_back(generated: np.ndarray, framing: Framing, photo: np.ndarray) -> np
     out = Image.fromarray(np.asarray(photo, np.uint8)).copy()
     out.paste(back, (0, 0), mask)
     return np.asarray(out)
+
+
+# The frames the datasets' images were cut to (height, width); models may stretch them (GFLA: 256x256).
+DATASET_FRAMES = {"market": (128, 64), "fashion": (256, 176)}
+
+
+def training_frame_aspect(data_cfg) -> float:
+    """Height/width of the frame a config's training images were cut to (before any stretch to the model
+    size): ``data.frame_size`` when set, else the dataset family's frame, else the model size.
+    (``ptx.api``'s sampler frames photos with the same rule; its private copy can call this one.)"""
+    frame = data_cfg.get("frame_size", None)
+    if frame is None:
+        names = f"{data_cfg.get('name', '')} {data_cfg.get('builder_config', '')}"
+        frame = next((f for key, f in DATASET_FRAMES.items() if key in names), data_cfg.image_size)
+    return float(frame[0]) / float(frame[1])

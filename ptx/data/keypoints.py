@@ -2,7 +2,9 @@
 
 Joint order is the COCO-18 / OpenPose order of the originals' annotation CSVs (``name:keypoints_y:keypoints_x``,
 each field a JSON list of 18 integers, -1 = missing). Keypoints are ``(y, x)`` = (row, column) in pixels of
-their image; a joint is missing when either coordinate is -1.
+their image; a joint is missing when either coordinate is -1. Joints 14-17 are OpenPose's REye, LEye, REar,
+LEar (the originals' plot legend ``LABELS`` calls them Leye, Reye, Lear, Rear; the limb graph and the data
+follow OpenPose: ear 16 links to the right shoulder).
 
 :data:`PARTS` groups the joints into head, torso, arms and legs. Part groupings differ between methods, so each
 method's is given under its name with the card that defines it (``shared/reference/*.md``):
@@ -33,7 +35,7 @@ MISSING = -1
 
 NAMES = (
     "nose", "neck", "Rsho", "Relb", "Rwri", "Lsho", "Lelb", "Lwri", "Rhip",
-    "Rkne", "Rank", "Lhip", "Lkne", "Lank", "Leye", "Reye", "Lear", "Rear",
+    "Rkne", "Rank", "Lhip", "Lkne", "Lank", "Reye", "Leye", "Rear", "Lear",
 )  # fmt: skip
 INDEX = {name: i for i, name in enumerate(NAMES)}
 
@@ -76,7 +78,7 @@ PSSIM_PARTS = (
 # "body" is fitted on Rhip, Lhip, Lsho, Rsho (its mask is all ones); "head" on the shared head joints plus both
 # shoulders (its mask is a square around the mean of the head joints). Limbs go from joints[0] to joints[1].
 DEFGAN_BODY_JOINTS = (8, 11, 5, 2)
-DEFGAN_HEAD_JOINTS = (16, 17, 15, 14, 0)  # Lear, Rear, Reye, Leye, nose
+DEFGAN_HEAD_JOINTS = (16, 17, 15, 14, 0)  # Rear, Lear, Leye, Reye, nose
 DEFGAN_PARTS = (
     ("body", DEFGAN_BODY_JOINTS, None, None),
     ("head", DEFGAN_HEAD_JOINTS, None, None),

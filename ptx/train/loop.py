@@ -80,7 +80,8 @@ def pipeline_loader_factory(data_cfg, method: Method | None = None) -> LoaderFac
             kwargs.setdefault("pair_filter", method.pair_filter(kwargs["split"]))
         return pipeline.make_loader(data_cfg, worker_count=data_cfg.get("worker_count", 0), **kwargs)
 
-    make.data_config = data_cfg  # the end-of-run summary asks the same data for parsing maps
+    make.data_config = data_cfg  # the end-of-run summary asks the same pipeline for parsing maps too
+    make.with_data_config = lambda changed: pipeline_loader_factory(changed, method)
     return make
 
 

@@ -1,4 +1,5 @@
-"""``report.html`` of a run: the held-out table, the final grid, the loss curves and the stage timings.
+"""How a run's results are shown: ``report.html`` (the held-out table, the final grid, the loss curves and the
+stage timings) and the text table the log prints.
 
 One self-contained file (images embedded as PNG data), written by ``ptx.train.summary`` at the end of training
 from the run's ``scalars.jsonl`` history (``ptx.train.logging.MetricWriter``). Curves are drawn with
@@ -21,6 +22,43 @@ import numpy as np
 from ptx.train import logging as tlog
 
 REPORT_FILE = "report.html"
+
+# Labels of the summary's rows (ptx.train.summary's keys) and columns, in display order.
+LABELS = {
+    "model": "output",
+    "warped": "stage-1 warp",
+    "copy_source": "copy source",
+    "mean_image": "mean train image",
+}
+COLUMNS = {
+    "ssim": "SSIM",
+    "l1": "L1",
+    "ssim_person": "SSIM person",
+    "l1_person": "L1 person",
+    "lpips": "LPIPS",
+}
+HIGHER_IS_BETTER = {"ssim": True, "ssim_person": True, "l1": False, "l1_person": False, "lpips": False}
+
+
+def format_table(table: Mapping[str, Mapping[str, float]]) -> list[str]:
+    """An aligned text table: one row per prediction, one column per metric that any row has."""
+    columns = [c for c in COLUMNS if any(c in v for v in table.values())]
+    label_w = max(len(LABELS.get(r, r)) for r in table) if table else 10
+    widths = [max(len(COLUMNS[c]), 6) for c in columns]
+    arrows = {c: "↑" if HIGHER_IS_BETTER[c] else "↓" for c in columns}
+    head = (
+        " " * label_w
+        + "  "
+        + "  ".join(f"{COLUMNS[c] + arrows[c]:>{wd + 1}}" for c, wd in zip(columns, widths))
+    )
+    lines = [head]
+    for row, values in table.items():
+        cells = [
+            f"{values[c]:>{wd + 1}.3f}" if c in values else f"{'-':>{wd + 1}}"
+            for c, wd in zip(columns, widths)
+        ]
+        lines.append(f"{LABELS.get(row, row):<{label_w}}  " + "  ".join(cells))
+    return lines
 
 
 def history(workdir: str | pathlib.Path) -> list[dict[str, Any]]:
@@ -109,8 +147,6 @@ def _img(data: bytes, alt: str) -> str:
 
 
 def _table(result: Mapping[str, Any]) -> str:
-    from ptx.train.summary import COLUMNS, HIGHER_IS_BETTER, LABELS
-
     rows = result.get("rows", {})
     columns = [c for c in COLUMNS if any(c in v for v in rows.values())]
     best = {}

@@ -38,6 +38,7 @@ import numpy as np
 from absl import logging
 
 from ptx.train import logging as tlog
+from ptx.train import report
 
 EXAMPLES_DIR = "examples"
 GRID_FILE = "summary_grid.png"
@@ -51,17 +52,8 @@ DEFAULTS = {
     "lpips_trunk": "",  # torchvision's alexnet-owt-7be5be79.pth; default: the torch hub cache
 }
 
-# Row keys (metrics.json) and labels (table, report), in display order.
+# Row keys of metrics.json, in display order (their labels: ptx.train.report.LABELS).
 MODEL, WARP, COPY, MEAN = "model", "warped", "copy_source", "mean_image"
-LABELS = {MODEL: "output", WARP: "stage-1 warp", COPY: "copy source", MEAN: "mean train image"}
-COLUMNS = {
-    "ssim": "SSIM",
-    "l1": "L1",
-    "ssim_person": "SSIM person",
-    "l1_person": "L1 person",
-    "lpips": "LPIPS",
-}
-HIGHER_IS_BETTER = {"ssim": True, "ssim_person": True, "l1": False, "l1_person": False, "lpips": False}
 SSIM_WINDOW = 11  # Gaussian sigma 1.5 truncated at 3.5 sigma (skimage's gaussian_weights=True)
 UNLABELLED = 255
 
@@ -78,7 +70,7 @@ def settings(config) -> dict[str, Any]:
 @jax.jit
 def _scores(pred: jax.Array, target: jax.Array, mask: jax.Array) -> dict[str, jax.Array]:
     """Per-image SSIM and L1, whole image and inside ``mask`` (B, H, W) bool; uint8 (B, H, W, 3) inputs."""
-    from ptx.evaluate import ssim
+    from ptx.ops import ssim
 
     p, t = pred.astype(jnp.float32), target.astype(jnp.float32)
     smap = ssim.ssim_map(p, t, data_range=255.0, window="gaussian", win_size=SSIM_WINDOW, sigma=1.5)
@@ -161,18 +153,16 @@ def _lpips_scorer(opts: Mapping[str, Any], notes: list[str]):
 # --------------------------------------------------------------------------------------------- data
 
 
-def _eval_factory(config, loader_factory, method, notes: list[str]):
+def _eval_factory(config, loader_factory, notes: list[str]):
     """The run's loader factory; for the real pipeline, one that also gives parsing maps when the dataset has
     them (the person region), else the run's own and a note."""
-    data_cfg = getattr(loader_factory, "data_config", None)
+    data_cfg = getattr(loader_factory, "data_config", None)  # set by loop.pipeline_loader_factory
     if data_cfg is None or data_cfg.get("parsing"):
         return loader_factory
-    from ptx.train import loop
-
     with_parsing = data_cfg.copy_and_resolve_references()
     with with_parsing.unlocked():
         with_parsing.parsing = True
-    factory = loop.pipeline_loader_factory(with_parsing, method)
+    factory = loader_factory.with_data_config(with_parsing)
     try:
         factory(split=config.get("eval_split", "test"), **_ONE_PASS, batch_size=1, seed=0, shuffle=False)
     except ValueError as e:
@@ -276,12 +266,12 @@ def write_examples(workdir: pathlib.Path, config, row: GridRow) -> dict[str, str
     pose under ``examples/``: the inputs of the sampling command :func:`print_closing` prints."""
     from PIL import Image
 
-    from ptx.api import _frame_aspect
+    from ptx.data.framing import training_frame_aspect
 
     folder = workdir / EXAMPLES_DIR
     folder.mkdir(parents=True, exist_ok=True)
     h, w = row.source.shape[:2]
-    photo_w = max(1, round(h / _frame_aspect(config)))  # undo the stretch to the model's size
+    photo_w = max(1, round(h / training_frame_aspect(config.data)))  # undo the stretch to the model's size
     sx = photo_w / w
 
     def to_photo(kps: np.ndarray) -> np.ndarray:
@@ -297,27 +287,6 @@ def write_examples(workdir: pathlib.Path, config, row: GridRow) -> dict[str, str
     Image.fromarray(row.target).resize((photo_w, h), Image.Resampling.BILINEAR).save(folder / "target.png")
     return {k: str(folder / f) for k, f in {"source": "source.png", "source_pose": "source.json",
                                                 "pose": "target_pose.json"}.items()}  # fmt: skip
-
-
-def format_table(table: Mapping[str, Mapping[str, float]]) -> list[str]:
-    """An aligned text table: one row per prediction, one column per metric that any row has."""
-    columns = [c for c in COLUMNS if any(c in v for v in table.values())]
-    label_w = max(len(LABELS.get(r, r)) for r in table) if table else 10
-    widths = [max(len(COLUMNS[c]), 6) for c in columns]
-    arrows = {c: "↑" if HIGHER_IS_BETTER[c] else "↓" for c in columns}
-    head = (
-        " " * label_w
-        + "  "
-        + "  ".join(f"{COLUMNS[c] + arrows[c]:>{wd + 1}}" for c, wd in zip(columns, widths))
-    )
-    lines = [head]
-    for row, values in table.items():
-        cells = [
-            f"{values[c]:>{wd + 1}.3f}" if c in values else f"{'-':>{wd + 1}}"
-            for c, wd in zip(columns, widths)
-        ]
-        lines.append(f"{LABELS.get(row, row):<{label_w}}  " + "  ".join(cells))
-    return lines
 
 
 def _merge_metrics(path: pathlib.Path, summary: Mapping[str, Any]) -> None:
@@ -420,7 +389,7 @@ def finish(
     start = time.perf_counter()
     workdir = pathlib.Path(workdir)
     notes: list[str] = []
-    factory = _eval_factory(config, loader_factory, method, notes)
+    factory = _eval_factory(config, loader_factory, notes)
     held = evaluate_held_out(config, method, host_variables, factory, opts, notes)
     seconds = time.perf_counter() - start
     split = config.get("eval_split", "test")
@@ -428,7 +397,7 @@ def finish(
         "split": split,
         "pairs": held.pairs,
         "rows": {r: held.table[r] for r in (MODEL, WARP, COPY, MEAN) if r in held.table},
-        "labels": {r: LABELS[r] for r in held.table},
+        "labels": {r: report.LABELS[r] for r in held.table},
         "definitions": DEFINITIONS,
         "notes": notes,
         "seconds": round(seconds, 1),
@@ -446,14 +415,12 @@ def finish(
         Image.fromarray(grid_image(held.rows)[0]).save(workdir / GRID_FILE)
         files["grid"] = str(workdir / GRID_FILE)
         files["examples"] = write_examples(workdir, config, held.rows[0])
-    from ptx.train import report
-
     files["report"] = str(report.write(workdir, config, result, grid=files.get("grid")))
     files["checkpoint"] = str(_latest_checkpoint(workdir) or "")
     (workdir / SUMMARY_FILE).write_text(json.dumps({"files": files, **result}, indent=2) + "\n")
     lines = [
         f"held-out pairs: {held.pairs} of the {split} split ({seconds:.0f} s)",
-        *format_table(held.table),
+        *report.format_table(held.table),
     ]
     logging.info("summary of the run\n%s", "\n".join(lines + [f"  note: {n}" for n in notes]))
     return result
