@@ -18,8 +18,13 @@ import sys
 
 import numpy as np
 
-# Fixture prefix -> module with ``run_golden`` (converters for model fixtures; a loss hook for pSSIM).
-CONVERTERS = {"gfla": "ptx.convert.gfla", "patn": "ptx.convert.patn", "pssim": "ptx.tools.golden_pssim"}
+# Fixture prefix -> module with ``run_golden``: the only per-method lines here (one per method; converters for
+# model fixtures, a loss hook for pSSIM).
+CONVERTERS = {
+    "gfla": "ptx.convert.gfla",
+    "patn": "ptx.convert.patn",
+    "pssim": "ptx.tools.golden_pssim",
+}
 
 
 def load_fixture(path: str | pathlib.Path) -> tuple[dict[str, np.ndarray], dict]:
