@@ -184,11 +184,15 @@ def test_losses_equal_ptx(config_name):
         p: _numpy_state(net) for p, (net, _) in pairs.items()
     }
     _, variables = convert.convert(state_dicts, method.cfg)  # the critics' roles are their player names
-    variables["gen"]["vgg"] = _vgg_variables(trainer.vgg)
+    frozen = {"vgg19": _vgg_variables(trainer.vgg)}
 
     @jax.jit  # one compile for the three losses (eager flax would compile every op on its own)
     def losses(variables, batch):
-        out = {p: method.loss("train", p, variables, batch, jax.random.key(0)) for p in method.players}
+        outputs, _ = method.forward("train", variables, frozen, batch, jax.random.key(0))
+        out = {
+            p: method.loss("train", p, variables, frozen, batch, outputs, jax.random.key(0))
+            for p in method.players
+        }
         return {p: total for p, (total, _) in out.items()} | {
             f"term/{k}": v for k, v in out["gen"][1][0].items()
         }

@@ -24,6 +24,7 @@ CONVERTERS = {
     "gfla": "ptx.convert.gfla",
     "patn": "ptx.convert.patn",
     "pssim": "ptx.tools.golden_pssim",
+    "openpose": "ptx.convert.openpose",
 }
 
 
