@@ -221,10 +221,6 @@ class Sampler:
     def __post_init__(self):
         import jax
 
-        # Only what prediction needs goes to the device (training-only collections such as VGG stay behind).
-        self.variables = {
-            p: {k: v for k, v in var.items() if k != "vgg"} for p, var in self.variables.items()
-        }
         self._predict = jax.jit(lambda v, b: self.method.predict(v, b)["image"])
         # Methods that can encode a source once (GFLA) render pose sequences without re-encoding it.
         encodes = ENCODE_SOURCE in self.method.capabilities
@@ -390,19 +386,15 @@ def _random_variables(shapes: Any, seed: int = 0) -> Any:
 
 
 def _generator_player(method) -> str:
-    """The player whose variables prediction uses (``Method.generator`` of protocol v2; "gen" before it)."""
-    name = getattr(method, "generator", None)
-    return name if isinstance(name, str) else "gen"
-
-
-# Collections a method supplies itself at sampling time (frozen pretrained networks), never compared.
-_NOT_COMPARED = ("vgg",)
+    """The player whose variables prediction uses (``Method.generator``)."""
+    return getattr(method, "generator", "gen")
 
 
 def variable_mismatches(expected: dict[str, Any], got: dict[str, Any], generator: str) -> list[str]:
     """How ``got`` ({player: {collection: tree}}) differs from the model's ``expected`` variables (arrays or
-    shape structs): shape differences first, then missing and unexpected entries, as ``player/collection/path``.
-    Every collection the checkpoint holds must match; the generator must hold all of its model's."""
+    shape structs), as ``player/collection/path`` lines: shape differences first, then missing and unexpected
+    entries. Collections the model lacks are not compared (training-only state); the generator must hold
+    every collection of its model."""
     from ptx.convert.common import flatten
 
     shapes, missing, extra = [], [], []
@@ -410,10 +402,7 @@ def variable_mismatches(expected: dict[str, Any], got: dict[str, Any], generator
         if player not in expected:
             extra.append(f"{player} (the model's players: {', '.join(sorted(expected))})")
             continue
-        for coll in sorted(set(got[player]) - set(_NOT_COMPARED)):
-            if coll not in expected[player]:
-                extra.append(f"{player}/{coll}")
-                continue
+        for coll in sorted(set(got[player]) & set(expected[player])):
             want = {p: tuple(v.shape) for p, v in flatten(expected[player][coll]).items()}
             have = {p: tuple(np.shape(v)) for p, v in flatten(got[player][coll]).items()}
             for p in sorted(set(want) | set(have)):
@@ -428,42 +417,33 @@ def variable_mismatches(expected: dict[str, Any], got: dict[str, Any], generator
         missing.append(f"{generator} (the generator)")
     else:
         missing += [
-            f"{generator}/{coll}"
-            for coll in sorted(set(expected.get(generator, {})) - set(got[generator]) - set(_NOT_COMPARED))
+            f"{generator}/{c}" for c in sorted(set(expected.get(generator, {})) - set(got[generator]))
         ]
     return shapes + [f"missing {m}" for m in missing] + [f"unexpected {e}" for e in extra]
 
 
-def check_variables(method, config, variables: dict[str, Any], source: str) -> None:
-    """Raise a one-line CheckpointError when ``variables`` do not fit ``method`` built from ``config``
-    (shapes from ``jax.eval_shape`` of the method's init: nothing is compiled)."""
-    import warnings
-
+def fit_variables(method, config, variables: dict[str, Any], source: str) -> dict[str, Any]:
+    """``variables`` restricted to the collections the model has, if they fit the model of one of the
+    config's stages (e.g. GFLA's stage-1 flow net or its full generator); else a one-line CheckpointError
+    naming ``source`` and the mismatching paths and shapes. Shapes come from ``jax.eval_shape`` of the
+    method's init: nothing is compiled."""
     import jax
 
     size = tuple(int(s) for s in config.data.image_size)
-    stage = config.stages[-1].name if config.get("stages") else "full"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # random VGG stand-ins for the shapes: prediction never uses VGG
-        expected = jax.eval_shape(lambda k: method.init(k, _dummy_batch(size), stage), jax.random.key(0))
-    problems = variable_mismatches(expected, variables, _generator_player(method))
-    if problems:
-        more = f"; ... ({len(problems) - 3} more)" if len(problems) > 3 else ""
-        raise CheckpointError(
-            f"{source}: does not fit the {config.method} model of this config: {'; '.join(problems[:3])}{more}; "
-            "expected weights of the config's widths (a python -m ptx.convert output records its own)"
-        )
-
-
-def _sampling_config(config):
-    """``config`` for prediction only: no VGG file is read (the losses that need it never run)."""
-    config = config.copy_and_resolve_references()
-    with config.unlocked():
-        if "vgg_fallback_random" in config:
-            config.vgg_fallback_random = True
-        if "vgg_path" in config:
-            config.vgg_path = ""
-    return config
+    stages = [s.name for s in config.get("stages", ())] or ["full"]
+    generator = _generator_player(method)
+    against_last: list[str] = []  # the problems against the complete model are the ones reported
+    for stage in reversed(stages):  # the last stage first: what a finished run or a conversion holds
+        expected = jax.eval_shape(lambda k, s=stage: method.init(k, _dummy_batch(size), s), jax.random.key(0))
+        problems = variable_mismatches(expected, variables, generator)
+        if not problems:
+            return {p: {c: t for c, t in v.items() if c in expected[p]} for p, v in variables.items()}
+        against_last = against_last or problems
+    more = f"; ... ({len(against_last) - 3} more)" if len(against_last) > 3 else ""
+    raise CheckpointError(
+        f"{source}: does not fit the {config.method} model of this config: {'; '.join(against_last[:3])}{more}; "
+        "expected weights of the config's widths (a python -m ptx.convert output records its own)"
+    )
 
 
 def sampler_for(
@@ -475,7 +455,6 @@ def sampler_for(
 
     from ptx import registry
 
-    config = _sampling_config(config)
     method = registry.get_method(config.method).build(config)
     size = tuple(int(s) for s in config.data.image_size)
     if variables is None:
@@ -483,7 +462,7 @@ def sampler_for(
         shapes = jax.eval_shape(lambda k: method.init(k, _dummy_batch(size), stage), jax.random.key(0))
         variables = _random_variables(shapes)
     else:
-        check_variables(method, config, variables, source)
+        variables = fit_variables(method, config, variables, source)
     return Sampler(method, variables, size, _frame_aspect(config), batch_size=batch_size)
 
 

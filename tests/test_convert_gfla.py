@@ -259,3 +259,19 @@ def test_other_option_sets_round_trip():
     jax.tree.map(np.testing.assert_array_equal, back, variables)
     assert (inferred.layers, inferred.num_blocks, inferred.use_spect) == (4, 1, True)
     assert inferred.kernel_sizes == {2: 3, 3: 3, 4: 1}
+
+
+def test_stage1_conversion_loads_as_a_flow_only_sampler(tmp_path):
+    from ptx import api
+
+    cfg = gfla.Config(**api.model_config("gfla_fashion", "tiny").model.to_dict())
+    rng = np.random.default_rng(2)
+    flow = jax.tree.map(
+        lambda s: rng.normal(size=s.shape).astype(np.float32), conv.abstract_variables(cfg, "flow")
+    )
+    state_dicts = conv.export(cfg, {"gen": flow})
+    assert set(state_dicts["generator"]) and all(k.startswith("flow_net.") for k in state_dicts["generator"])
+    got_cfg, players = conv.convert(state_dicts, cfg)
+    common.write_converted(tmp_path / "stage1", "gfla", got_cfg, players)
+    sampler = api.load("gfla_fashion", tmp_path / "stage1", variant="tiny")  # fits the config's flow stage
+    assert set(sampler.variables["gen"]["params"]) == {"flow_net"}
