@@ -9,6 +9,7 @@ import importlib
 from types import ModuleType
 
 METHODS: dict[str, str] = {
+    "casd": "ptx.methods.casd",
     "gfla": "ptx.methods.gfla",
     "patn": "ptx.methods.patn",
     "toy": "ptx.methods.toy",

@@ -25,6 +25,7 @@ CONVERTERS = {
     "patn": "ptx.convert.patn",
     "pssim": "ptx.tools.golden_pssim",
     "openpose": "ptx.convert.openpose",
+    "casd": "ptx.convert.casd",
 }
 
 
