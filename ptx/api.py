@@ -345,11 +345,24 @@ class Sampler:
         return list(frames)
 
 
-def _dummy_batch(size: tuple[int, int], batch: int = 1) -> dict[str, np.ndarray]:
+def _dummy_batch(size: tuple[int, int], batch: int = 1, fields: Sequence[str] = ()) -> dict[str, np.ndarray]:
+    """A batch to trace ``init`` with; ``fields``: the method's ``sample_fields`` (``source_edge``,
+    ``source_parsing``), given as (B, H, W) uint8 maps for the source and the target."""
     kps = np.full((batch, 18, 2), -1.0, np.float32)
     kps[:, :2] = [[size[0] * 0.2, size[1] * 0.5], [size[0] * 0.3, size[1] * 0.5]]
     img = np.zeros((batch, *size, 3), np.uint8)
-    return {"source_image": img, "target_image": img, "source_keypoints": kps, "target_keypoints": kps}
+    out = {"source_image": img, "target_image": img, "source_keypoints": kps, "target_keypoints": kps}
+    for field in fields:
+        out[field] = out[field.replace("source_", "target_", 1)] = np.zeros((batch, *size), np.uint8)
+    return out
+
+
+def _init_shapes(method, size: tuple[int, int], stage: str) -> Any:
+    """The method's variables at ``stage`` as shape structs (``jax.eval_shape``: nothing is compiled)."""
+    import jax
+
+    batch = _dummy_batch(size, fields=getattr(method, "sample_fields", ()))
+    return jax.eval_shape(lambda k: method.init(k, batch, stage), jax.random.key(0))
 
 
 # The frames the datasets' images were cut to (height, width); models may stretch them (GFLA: 256x256).
@@ -427,14 +440,13 @@ def fit_variables(method, config, variables: dict[str, Any], source: str) -> dic
     config's stages (e.g. GFLA's stage-1 flow net or its full generator); else a one-line CheckpointError
     naming ``source`` and the mismatching paths and shapes. Shapes come from ``jax.eval_shape`` of the
     method's init: nothing is compiled."""
-    import jax
 
     size = tuple(int(s) for s in config.data.image_size)
     stages = [s.name for s in config.get("stages", ())] or ["full"]
     generator = _generator_player(method)
     against_last: list[str] = []  # the problems against the complete model are the ones reported
     for stage in reversed(stages):  # the last stage first: what a finished run or a conversion holds
-        expected = jax.eval_shape(lambda k, s=stage: method.init(k, _dummy_batch(size), s), jax.random.key(0))
+        expected = _init_shapes(method, size, stage)
         problems = variable_mismatches(expected, variables, generator)
         if not problems:
             return {p: {c: t for c, t in v.items() if c in expected[p]} for p, v in variables.items()}
@@ -451,7 +463,6 @@ def sampler_for(
 ) -> Sampler:
     """A sampler of ``config``'s method with ``variables`` (None: fresh random init, for smoke tests); weights
     that do not fit the method's model raise a one-line CheckpointError naming ``source``."""
-    import jax
 
     from ptx import registry
 
@@ -459,8 +470,7 @@ def sampler_for(
     size = tuple(int(s) for s in config.data.image_size)
     if variables is None:
         stage = config.stages[-1].name if config.get("stages") else "full"
-        shapes = jax.eval_shape(lambda k: method.init(k, _dummy_batch(size), stage), jax.random.key(0))
-        variables = _random_variables(shapes)
+        variables = _random_variables(_init_shapes(method, size, stage))
     else:
         variables = fit_variables(method, config, variables, source)
     return Sampler(method, variables, size, _frame_aspect(config), batch_size=batch_size)

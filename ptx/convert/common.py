@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import dataclasses
 import json
 import os
@@ -28,7 +29,7 @@ import shutil
 import sys
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -275,6 +276,16 @@ def shape_of(state_dict: Mapping[str, Any], key: str, what: str = "state dict") 
     if key not in state_dict:
         raise ConversionError(f"{what}: expected a key {key!r}; keys start with {sorted(state_dict)[:5]}")
     return _shape(state_dict[key])
+
+
+@contextlib.contextmanager
+def role_errors(role: str) -> Iterator[None]:
+    """ConversionErrors raised inside name ``role`` when they name none (a command line then names its file)."""
+    try:
+        yield
+    except ConversionError as e:
+        e.role = e.role or role
+        raise
 
 
 def strip_module_prefix(state_dict: Mapping[str, Any]) -> dict[str, Any]:
