@@ -76,54 +76,133 @@ def read_image(src: ImageLike, *, what: str = "src") -> np.ndarray:
 # ----------------------------------------------------------------------------------------------- weights
 
 
+class CheckpointError(ValueError):
+    """Weights that do not fit the model asked for, or cannot be read: the message is one line."""
+
+
 def _latest_step_dir(ckpt_dir: pathlib.Path) -> pathlib.Path | None:
     steps = [p for p in ckpt_dir.iterdir() if p.name.isdigit() and (p / "state").is_dir()]
     return max(steps, key=lambda p: int(p.name)) if steps else None
 
 
-def _restore_numpy(path: pathlib.Path) -> dict[str, Any]:
-    import jax
-    import orbax.checkpoint as ocp
-
-    with ocp.PyTreeCheckpointer() as ckptr:
-        meta = ckptr.metadata(path)
-        tree = meta.item_metadata.tree if hasattr(meta, "item_metadata") else meta
-        args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
-        return ckptr.restore(path, args=ocp.args.PyTreeRestore(restore_args=args))
-
-
-def load_variables(checkpoint: str | os.PathLike) -> tuple[dict[str, Any], pathlib.Path]:
-    """``{player: variables}`` from a training workdir (latest step) or a ``ptx.convert`` output directory."""
+def _checkpoint_dir(checkpoint: str | os.PathLike) -> pathlib.Path:
     path = pathlib.Path(checkpoint).expanduser().absolute()
     if not path.is_dir():
         raise FileNotFoundError(
             f"checkpoint {path} is not a directory: give a training workdir (python -m ptx.main --workdir) "
             "or a directory written by `python -m ptx.convert <method> ... --out DIR`"
         )
+    return path
+
+
+def load_variables(checkpoint: str | os.PathLike) -> tuple[dict[str, Any], pathlib.Path]:
+    """``{player: variables}`` (numpy) from a ``ptx.convert`` output, a training workdir (its latest step) or
+    any Orbax directory of ``{player: params}``; also where they were read from."""
+    from ptx.convert import common as convert_common
+    from ptx.train import checkpoint as ckpt_lib
+
+    path = _checkpoint_dir(checkpoint)
+    if convert_common.read_convert_meta(path) is not None:
+        return convert_common.read_converted(path)[2], path
     ckpt_dir = path / "checkpoints" if (path / "checkpoints").is_dir() else path
     step = _latest_step_dir(ckpt_dir)
     if step is not None:
-        state = _restore_numpy(step / "state")
+        state = ckpt_lib.load_params(step / "state")
         variables = {
             p: {"params": state["params"][p], **state.get("state", {}).get(p, {})} for p in state["params"]
         }
         return variables, step
-    tree = _restore_numpy(path)
-    variables = {p: (v if "params" in v else {"params": v}) for p, v in tree.items()}
-    return variables, path
+    try:
+        tree = ckpt_lib.load_params(path)
+    except (FileNotFoundError, ValueError, KeyError, AttributeError) as e:
+        raise CheckpointError(
+            f"{path}: holds no weights ptx can read ({type(e).__name__}); expected a training workdir, a "
+            "python -m ptx.convert output or an Orbax checkpoint of {player: params}"
+        ) from e
+    if not isinstance(tree, dict) or not all(isinstance(v, dict) for v in tree.values()):
+        raise CheckpointError(f"{path}: is not an Orbax checkpoint of {{player: params}}; expected one")
+    return {p: (v if "params" in v else {"params": v}) for p, v in tree.items()}, path
 
 
-def _workdir_config(path: pathlib.Path):
-    """The resolved config a training run wrote into its workdir, if any."""
+def _config_value(value: Any) -> Any:
+    """A ``config.json`` value as the run's ConfigDict held it: dicts as ConfigDicts (``config.stages[i].name``
+    works), lists of them as lists of locked ones, other lists as tuples (image sizes, player names)."""
     import ml_collections
 
-    for name in ("config.json",):
-        f = path / name
-        if f.exists():
-            import json
+    if isinstance(value, dict):
+        return ml_collections.ConfigDict({k: _config_value(v) for k, v in value.items()})
+    if isinstance(value, list):
+        items = [_config_value(v) for v in value]
+        if any(isinstance(v, ml_collections.ConfigDict) for v in items):
+            return [v.lock() if isinstance(v, ml_collections.ConfigDict) else v for v in items]  # as stage()
+        return tuple(items)
+    return value
 
-            return ml_collections.ConfigDict(json.loads(f.read_text()))
-    return None
+
+def run_config(workdir: str | os.PathLike):
+    """The resolved config a training run wrote as ``workdir/config.json``, as the locked ConfigDict the run
+    used; None if there is none."""
+    import json
+
+    file = pathlib.Path(workdir) / "config.json"
+    if not file.is_file():
+        return None
+    try:
+        data = json.loads(file.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{file}: is not readable JSON ({e}); expected the config a run wrote") from e
+    if not isinstance(data, dict) or "method" not in data:
+        raise CheckpointError(f"{file}: has no 'method'; expected the config a ptx training run wrote")
+    return _config_value(data).lock()
+
+
+def _with_converted_model(config, meta: dict[str, Any], model: str):
+    """``config`` whose ``model`` is the converted weights' recorded Config; the fields the weights cannot
+    tell (``fields_not_in_weights``) stay as ``config`` sets them."""
+    import ml_collections
+
+    if config.method != meta["method"]:
+        same = [m for m in list_models() if _config_method(m) == meta["method"]]
+        raise CheckpointError(
+            f"holds converted {meta['method']} weights but model {model!r} is a {config.method} config; "
+            f"expected model= one of {same}"
+        )
+    named = config.model.to_dict()
+    merged = dict(meta["model"])
+    merged.update({f: named[f] for f in meta["fields_not_in_weights"] if f in named})
+    config = config.copy_and_resolve_references()
+    with config.unlocked():
+        config.model = ml_collections.ConfigDict(merged)
+    return config.lock()
+
+
+def _config_method(model: str) -> str | None:
+    try:
+        return model_config(model).get("method")
+    except Exception:  # a config that cannot build its paper variant is no candidate
+        return None
+
+
+def read_checkpoint(model: str, checkpoint: str | os.PathLike, variant: str = "paper"):
+    """(config, ``{player: variables}``, where) for ``load``: a ``ptx.convert`` output builds ``model``'s config
+    with the recorded model Config, a training workdir brings the config it ran with, a bare Orbax directory
+    takes ``model``'s config as it is."""
+    from ptx.convert import common as convert_common
+
+    path = _checkpoint_dir(checkpoint)
+    try:
+        meta = convert_common.read_convert_meta(path)
+    except ValueError as e:
+        raise CheckpointError(str(e)) from e
+    if meta is not None:
+        try:
+            config = _with_converted_model(model_config(model, variant), meta, model)
+        except CheckpointError as e:
+            raise CheckpointError(f"{path}: {e}") from e
+    else:
+        config = run_config(path) or model_config(model, variant)
+    variables, where = load_variables(path)
+    return config, variables, where
 
 
 # ----------------------------------------------------------------------------------------------- sampler
@@ -142,10 +221,6 @@ class Sampler:
     def __post_init__(self):
         import jax
 
-        # Only what prediction needs goes to the device (training-only collections such as VGG stay behind).
-        self.variables = {
-            p: {k: v for k, v in var.items() if k != "vgg"} for p, var in self.variables.items()
-        }
         self._predict = jax.jit(lambda v, b: self.method.predict(v, b)["image"])
         # Methods that can encode a source once (GFLA) render pose sequences without re-encoding it.
         encodes = ENCODE_SOURCE in self.method.capabilities
@@ -270,11 +345,24 @@ class Sampler:
         return list(frames)
 
 
-def _dummy_batch(size: tuple[int, int], batch: int = 1) -> dict[str, np.ndarray]:
+def _dummy_batch(size: tuple[int, int], batch: int = 1, fields: Sequence[str] = ()) -> dict[str, np.ndarray]:
+    """A batch to trace ``init`` with; ``fields``: the method's ``sample_fields`` (``source_edge``,
+    ``source_parsing``), given as (B, H, W) uint8 maps for the source and the target."""
     kps = np.full((batch, 18, 2), -1.0, np.float32)
     kps[:, :2] = [[size[0] * 0.2, size[1] * 0.5], [size[0] * 0.3, size[1] * 0.5]]
     img = np.zeros((batch, *size, 3), np.uint8)
-    return {"source_image": img, "target_image": img, "source_keypoints": kps, "target_keypoints": kps}
+    out = {"source_image": img, "target_image": img, "source_keypoints": kps, "target_keypoints": kps}
+    for field in fields:
+        out[field] = out[field.replace("source_", "target_", 1)] = np.zeros((batch, *size), np.uint8)
+    return out
+
+
+def _init_shapes(method, size: tuple[int, int], stage: str) -> Any:
+    """The method's variables at ``stage`` as shape structs (``jax.eval_shape``: nothing is compiled)."""
+    import jax
+
+    batch = _dummy_batch(size, fields=getattr(method, "sample_fields", ()))
+    return jax.eval_shape(lambda k: method.init(k, batch, stage), jax.random.key(0))
 
 
 # The frames the datasets' images were cut to (height, width); models may stretch them (GFLA: 256x256).
@@ -310,23 +398,81 @@ def _random_variables(shapes: Any, seed: int = 0) -> Any:
     return jax.tree_util.tree_map_with_path(draw, shapes)
 
 
-def sampler_for(config, variables: dict[str, Any] | None, *, batch_size: int = 8) -> Sampler:
-    """A sampler of ``config``'s method with ``variables`` (None: fresh random init, for smoke tests)."""
-    import jax
+def _generator_player(method) -> str:
+    """The player whose variables prediction uses (``Method.generator``)."""
+    return getattr(method, "generator", "gen")
+
+
+def variable_mismatches(expected: dict[str, Any], got: dict[str, Any], generator: str) -> list[str]:
+    """How ``got`` ({player: {collection: tree}}) differs from the model's ``expected`` variables (arrays or
+    shape structs), as ``player/collection/path`` lines: shape differences first, then missing and unexpected
+    entries. Collections the model lacks are not compared (training-only state); the generator must hold
+    every collection of its model."""
+    from ptx.convert.common import flatten
+
+    shapes, missing, extra = [], [], []
+    for player in sorted(got, key=lambda p: (p != generator, p)):  # the generator's problems first
+        if player not in expected:
+            extra.append(f"{player} (the model's players: {', '.join(sorted(expected))})")
+            continue
+        for coll in sorted(set(got[player]) & set(expected[player])):
+            want = {p: tuple(v.shape) for p, v in flatten(expected[player][coll]).items()}
+            have = {p: tuple(np.shape(v)) for p, v in flatten(got[player][coll]).items()}
+            for p in sorted(set(want) | set(have)):
+                name = "/".join((player, coll, *p))
+                if p not in have:
+                    missing.append(name)
+                elif p not in want:
+                    extra.append(name)
+                elif have[p] != want[p]:
+                    shapes.append(f"{name} is {have[p]} in the checkpoint, {want[p]} in the model")
+    if generator not in got:
+        missing.append(f"{generator} (the generator)")
+    else:
+        missing += [
+            f"{generator}/{c}" for c in sorted(set(expected.get(generator, {})) - set(got[generator]))
+        ]
+    return shapes + [f"missing {m}" for m in missing] + [f"unexpected {e}" for e in extra]
+
+
+def fit_variables(method, config, variables: dict[str, Any], source: str) -> dict[str, Any]:
+    """``variables`` restricted to the collections the model has, if they fit the model of one of the
+    config's stages (e.g. GFLA's stage-1 flow net or its full generator); else a one-line CheckpointError
+    naming ``source`` and the mismatching paths and shapes. Shapes come from ``jax.eval_shape`` of the
+    method's init: nothing is compiled."""
+
+    size = tuple(int(s) for s in config.data.image_size)
+    stages = [s.name for s in config.get("stages", ())] or ["full"]
+    generator = _generator_player(method)
+    against_last: list[str] = []  # the problems against the complete model are the ones reported
+    for stage in reversed(stages):  # the last stage first: what a finished run or a conversion holds
+        expected = _init_shapes(method, size, stage)
+        problems = variable_mismatches(expected, variables, generator)
+        if not problems:
+            return {p: {c: t for c, t in v.items() if c in expected[p]} for p, v in variables.items()}
+        against_last = against_last or problems
+    more = f"; ... ({len(against_last) - 3} more)" if len(against_last) > 3 else ""
+    raise CheckpointError(
+        f"{source}: does not fit the {config.method} model of this config: {'; '.join(against_last[:3])}{more}; "
+        "expected weights of the config's widths (a python -m ptx.convert output records its own)"
+    )
+
+
+def sampler_for(
+    config, variables: dict[str, Any] | None, *, batch_size: int = 8, source: str = "checkpoint"
+) -> Sampler:
+    """A sampler of ``config``'s method with ``variables`` (None: fresh random init, for smoke tests); weights
+    that do not fit the method's model raise a one-line CheckpointError naming ``source``."""
 
     from ptx import registry
 
-    if variables is None and config.get("vgg_fallback_random") is False:
-        # Random weights for a smoke test: prediction needs no VGG file, so don't demand one at init.
-        config = config.copy_and_resolve_references()
-        with config.unlocked():
-            config.vgg_fallback_random = True
     method = registry.get_method(config.method).build(config)
     size = tuple(int(s) for s in config.data.image_size)
     if variables is None:
         stage = config.stages[-1].name if config.get("stages") else "full"
-        shapes = jax.eval_shape(lambda k: method.init(k, _dummy_batch(size), stage), jax.random.key(0))
-        variables = _random_variables(shapes)
+        variables = _random_variables(_init_shapes(method, size, stage))
+    else:
+        variables = fit_variables(method, config, variables, source)
     return Sampler(method, variables, size, _frame_aspect(config), batch_size=batch_size)
 
 
@@ -337,9 +483,10 @@ def load(
     variant: str = "paper",
     batch_size: int = 8,
 ) -> Sampler:
-    """A reusable sampler. ``checkpoint``: training workdir, ``ptx.convert`` output, ``"random"`` (untrained,
-    for smoke tests), or None to look in ``$PTX_CHECKPOINTS/<model>``."""
-    config = None
+    """A reusable sampler. ``checkpoint``: a ``ptx.convert`` output of any method (the model is built from the
+    Config it records, so weights of other widths than ``model``'s config load as they are), a training workdir
+    (its own config and latest step), ``"random"`` (untrained, for smoke tests), or None to look in
+    ``$PTX_CHECKPOINTS/<model>``."""
     if checkpoint is None:
         root = os.environ.get(CHECKPOINT_ENV)
         candidate = pathlib.Path(root) / model if root else None
@@ -350,21 +497,17 @@ def load(
                 f"${CHECKPOINT_ENV} to a folder holding {model}/ (checkpoint='random' samples untrained weights)"
             )
         checkpoint = candidate
-    if str(checkpoint) != "random":
-        config = _workdir_config(pathlib.Path(checkpoint))
-    if config is None:
-        config = model_config(model, variant)
     if str(checkpoint) == "random":
         logging.warning("ptx.load(%s): untrained random weights (checkpoint='random')", model)
-        return sampler_for(config, None, batch_size=batch_size)
-    variables, where = load_variables(checkpoint)
+        return sampler_for(model_config(model, variant), None, batch_size=batch_size)
+    config, variables, where = read_checkpoint(model, checkpoint, variant)
     logging.info("ptx.load(%s): weights from %s", model, where)
-    return sampler_for(config, variables, batch_size=batch_size)
+    return sampler_for(config, variables, batch_size=batch_size, source=str(where))
 
 
 @functools.lru_cache(maxsize=4)
-def _cached_sampler(model: str, checkpoint: str | None) -> Sampler:
-    return load(model, checkpoint)
+def _cached_sampler(model: str, checkpoint: str | None, variant: str) -> Sampler:
+    return load(model, checkpoint, variant=variant)
 
 
 def sample(
@@ -375,9 +518,11 @@ def sample(
     checkpoint: str | os.PathLike | None = None,
     src_pose: Any = None,
     output: str = "model",
+    variant: str = "paper",
 ) -> np.ndarray:
-    """The person of ``src`` rendered in ``pose`` as a uint8 array (samplers are cached per model/checkpoint)."""
-    sampler = _cached_sampler(model, None if checkpoint is None else str(checkpoint))
+    """The person of ``src`` rendered in ``pose`` as a uint8 array (samplers are cached per model, checkpoint
+    and config variant; see :func:`load`)."""
+    sampler = _cached_sampler(model, None if checkpoint is None else str(checkpoint), variant)
     return sampler(src, pose, src_pose=src_pose, output=output)
 
 
@@ -407,7 +552,8 @@ def sample_cli(
             f"no keypoints for {source}: put them beside it as {pathlib.Path(source).stem}.json (OpenPose) "
             "or .csv (one annotation row)"
         )
-    sampler = sampler_for(config, load_variables(workdir)[0])
+    variables, where = load_variables(workdir)
+    sampler = sampler_for(config, variables, source=str(where))
     image = sampler(source, pose, src_pose=source_pose)
     out = pathlib.Path(output)
     out.parent.mkdir(parents=True, exist_ok=True)

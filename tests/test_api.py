@@ -166,3 +166,31 @@ def test_random_paper_sampler_needs_no_vgg_file():
     sampler = api.sampler_for(api.model_config("gfla_fashion", "paper"), None)
     assert sampler.image_size == (256, 256)
     assert abs(sampler.frame_aspect - 256 / 176) < 1e-9
+
+
+def test_a_training_workdir_loads_with_the_config_it_ran(tmp_path, tmp_path_factory):
+    from train_fixtures import Recorder, cheap_compiles, shared_cache_dir, tiny_config
+
+    from configs import common
+    from ptx.train import logging as tlog
+    from ptx.train import loop
+
+    config = tiny_config(
+        **{
+            "stages": [common.stage("full", 1, ["gen", "disc"])],
+            "mesh.shape": (1,),
+            "ckpt.every_steps": 1,
+            "log.tensorboard": False,
+        }
+    )
+    tlog.write_config(config, tmp_path)  # as python -m ptx.main does
+    with cheap_compiles(shared_cache_dir(tmp_path_factory)):
+        loop.run(config, tmp_path, loader_factory=Recorder(config.data.image_size, config.data.batch_size))
+    ran = api.run_config(tmp_path)  # config.json read back as the ConfigDict the run used
+    assert ran == config and ran.stages[0].name == "full" and ran.data.image_size == (32, 16)
+    sampler = ptx.load("toy_puppets", tmp_path)
+    assert set(sampler.variables) == {"gen", "disc"}
+    image = ptx.sample(_photo(), _pose(20), model="toy_puppets", checkpoint=tmp_path, src_pose=_pose())
+    assert image.dtype == np.uint8 and image.shape == (32, 16, 3)
+    with pytest.raises(api.CheckpointError, match="holds no weights|does not fit"):
+        api.load("toy_puppets", tmp_path / "checkpoints" / "1" / "meta")
