@@ -23,7 +23,8 @@ from PIL import Image
 
 from ptx.data import framing as framing_lib
 from ptx.data import poses as poses_lib
-from ptx.methods.protocol import ENCODE_SOURCE
+from ptx.data.photos import read_image, read_label_map
+from ptx.methods.protocol import ENCODE_SOURCE, SOURCE_EDGE, SOURCE_PARSING
 
 ImageLike = Any  # str | os.PathLike | PIL.Image.Image | np.ndarray
 CHECKPOINT_ENV = "PTX_CHECKPOINTS"
@@ -47,30 +48,8 @@ def model_config(model: str, variant: str = "paper"):
     return importlib.import_module(f"configs.{model}").get_config(variant)
 
 
-def read_image(src: ImageLike, *, what: str = "src") -> np.ndarray:
-    """A path, PIL image or array -> uint8 HxWx3 RGB."""
-    if isinstance(src, str | os.PathLike):
-        path = pathlib.Path(src)
-        if not path.exists():
-            raise FileNotFoundError(f"{what}: image file {path} does not exist")
-        try:
-            with Image.open(path) as im:
-                src = im.convert("RGB")
-        except OSError as e:
-            raise ValueError(f"{what}: {path} is not a readable image ({e})") from e
-    if isinstance(src, Image.Image):
-        src = np.asarray(src.convert("RGB"))
-    arr = np.asarray(src)
-    if arr.ndim == 2:
-        arr = np.repeat(arr[..., None], 3, axis=-1)
-    if arr.ndim != 3 or arr.shape[-1] not in (3, 4):
-        raise ValueError(f"{what}: expected an HxWx3 image, got an array of shape {arr.shape}")
-    arr = arr[..., :3]
-    if arr.dtype != np.uint8:
-        if np.issubdtype(arr.dtype, np.floating) and arr.min() >= 0 and arr.max() <= 1:
-            arr = arr * 255.0
-        arr = np.clip(np.round(arr), 0, 255).astype(np.uint8)
-    return arr
+# A target joint may lie outside the model frame (a raised hand above the crop), but not this far outside.
+POSE_MARGIN = 0.5
 
 
 # ----------------------------------------------------------------------------------------------- weights
@@ -235,48 +214,87 @@ class Sampler:
     # -- arrays already in the model frame -------------------------------------------------------------
 
     def generate(
-        self, source_images: np.ndarray, source_keypoints: np.ndarray, target_keypoints: np.ndarray
+        self,
+        source_images: np.ndarray,
+        source_keypoints: np.ndarray,
+        target_keypoints: np.ndarray,
+        source_parsing: np.ndarray | None = None,
     ) -> np.ndarray:
-        """uint8 (N, h, w, 3) in the model frame -> uint8 (N, h, w, 3); runs in fixed-size chunks (one compile)."""
-        return self._chunked(self._run, source_images, source_keypoints, target_keypoints)
+        """uint8 (N, h, w, 3) in the model frame -> uint8 (N, h, w, 3); runs in fixed-size chunks (one compile).
+        ``source_parsing`` (N, h, w) class ids, for methods that ask for it (``Method.sample_fields``)."""
+        return self._chunked(self._run, source_images, source_keypoints, target_keypoints, source_parsing)
 
-    def _chunked(self, run, source_images, source_keypoints, target_keypoints) -> np.ndarray:
+    def _chunked(
+        self, run, source_images, source_keypoints, target_keypoints, source_parsing=None
+    ) -> np.ndarray:
         n = len(source_images)
         outs = []
         for start in range(0, n, self.batch_size):
             chunk = slice(start, min(start + self.batch_size, n))
-            batch = self._batch(source_images[chunk], source_keypoints[chunk], target_keypoints[chunk])
+            parsing = None if source_parsing is None else source_parsing[chunk]
+            batch = self._batch(
+                source_images[chunk], source_keypoints[chunk], target_keypoints[chunk], parsing
+            )
             outs.append(np.asarray(run(batch))[: chunk.stop - chunk.start])
         return np.concatenate(outs) if outs else np.zeros((0, *self.image_size, 3), np.uint8)
 
     def generate_poses(
-        self, source_image: np.ndarray, source_keypoints: np.ndarray, target_keypoints: np.ndarray
+        self,
+        source_image: np.ndarray,
+        source_keypoints: np.ndarray,
+        target_keypoints: np.ndarray,
+        source_parsing: np.ndarray | None = None,
     ) -> np.ndarray:
         """One source (h, w, 3) in many poses (N, 18, 2): the source is encoded once when the method can."""
         n = len(target_keypoints)
         images = np.repeat(source_image[None], n, 0)
         kps = np.repeat(np.asarray(source_keypoints)[None], n, 0)
+        parsing = None if source_parsing is None else np.repeat(source_parsing[None], n, 0)
         if self._encode is None:
-            return self.generate(images, kps, target_keypoints)
-        one = self._batch(images[:1], kps[:1], target_keypoints[:1])
+            return self.generate(images, kps, target_keypoints, parsing)
+        one = self._batch(images[:1], kps[:1], target_keypoints[:1], None if parsing is None else parsing[:1])
         feats = self._encode(self.variables, one)
-        return self._chunked(lambda b: self._run(b, feats), images, kps, target_keypoints)
+        return self._chunked(lambda b: self._run(b, feats), images, kps, target_keypoints, parsing)
 
-    def _batch(self, src, src_kps, tgt_kps) -> dict[str, np.ndarray]:
+    def _pair(self, image, src_kps, tgt_kps, parsing) -> dict[str, np.ndarray]:
+        """One pair as the input pipeline makes it: the fields the method asks for, then its host transform."""
+        pair = {
+            "source_image": np.asarray(image, np.uint8),
+            "target_image": np.zeros_like(image, np.uint8),
+            "source_keypoints": np.asarray(src_kps, np.float32),
+            "target_keypoints": np.asarray(tgt_kps, np.float32),
+        }
+        fields = set(self.method.sample_fields)
+        if SOURCE_EDGE in fields:
+            from ptx.data.edges import xdog_edges
+
+            pair["source_edge"] = xdog_edges(pair["source_image"])
+            pair["target_edge"] = np.zeros_like(pair["source_edge"])
+        if SOURCE_PARSING in fields:
+            if parsing is None:
+                raise ValueError(
+                    f"{type(self.method).__name__} needs the source photo's parsing map (LIP class ids): pass "
+                    "src_parsing= a PNG or an H x W array of the photo's size"
+                )
+            pair["source_parsing"] = np.asarray(parsing, np.uint8)
+            pair["target_parsing"] = np.zeros_like(pair["source_parsing"])
+        transform = self.method.host_transform("test")
+        if transform is not None:
+            from ptx.data.pipeline import apply_host_transform
+
+            pair = apply_host_transform(transform, pair)
+        return pair
+
+    def _batch(self, src, src_kps, tgt_kps, parsing=None) -> dict[str, np.ndarray]:
         # Batch 1 has its own (latency) executable; larger requests are padded to ``batch_size``.
         m = len(src)
         pad = 0 if m == 1 else self.batch_size - m
-
-        def padded(a):
-            return np.concatenate([a, np.repeat(a[-1:], pad, 0)]) if pad else a
-
-        src = padded(np.asarray(src, np.uint8))
-        return {
-            "source_image": src,
-            "target_image": np.zeros_like(src),
-            "source_keypoints": padded(np.asarray(src_kps, np.float32)),
-            "target_keypoints": padded(np.asarray(tgt_kps, np.float32)),
-        }
+        pairs = [
+            self._pair(src[i], src_kps[i], tgt_kps[i], None if parsing is None else parsing[i])
+            for i in range(m)
+        ]
+        pairs += [pairs[-1]] * pad
+        return {k: np.stack([p[k] for p in pairs]) for k in pairs[0]}
 
     def _run(self, batch: dict[str, np.ndarray], feats: Any = None) -> np.ndarray:
         import jax.numpy as jnp
@@ -290,23 +308,56 @@ class Sampler:
     # -- photos and poses as people have them ----------------------------------------------------------
 
     def prepare_source(self, src: ImageLike, src_pose: Any) -> tuple[np.ndarray, np.ndarray, Any, np.ndarray]:
-        """Reads and frames the source photo: (model-frame image, its keypoints, framing, the photo)."""
+        """Reads and frames the source photo: (model-frame image, its keypoints, framing, the photo).
+        ``src_pose="auto"`` estimates the keypoints (``ptx.estimate_pose``)."""
         photo = read_image(src)
         if src_pose is None:
             raise ValueError(
                 "src_pose is required: the keypoints of the source photo (18x2 array (y, x), an OpenPose JSON "
-                "file or an annotation CSV row); ptx does not estimate poses"
+                "file or an annotation CSV row), or 'auto' to estimate them (needs the OpenPose weights)"
             )
-        kps = poses_lib.read_pose(src_pose, frame=photo.shape[:2], what="src_pose")
+        if isinstance(src_pose, str) and src_pose == "auto":
+            kps = _estimate(photo, "src_pose='auto'")
+        else:
+            kps = poses_lib.read_pose(src_pose, frame=photo.shape[:2], what="src_pose")
         image, model_kps, fr = framing_lib.fit_to_frame(photo, kps, self.image_size, aspect=self.frame_aspect)
         return image, model_kps, fr, photo
 
+    def frame_parsing(self, src_parsing: Any, fr, photo: np.ndarray) -> np.ndarray | None:
+        """The source photo's parsing map cut and resized as the photo was (nearest neighbour); None if none."""
+        if src_parsing is None:
+            return None
+        labels = read_label_map(src_parsing)
+        if labels.shape != photo.shape[:2]:
+            labels = np.asarray(Image.fromarray(labels).resize(photo.shape[1::-1], Image.Resampling.NEAREST))
+        return framing_lib.fit_map_to_frame(labels, fr)
+
     def target_keypoints(self, pose: Any, fr, *, pose_frame: str) -> np.ndarray:
-        """A target pose in the photo's frame (``pose_frame="photo"``) or already in the model frame."""
+        """A target pose in the photo's frame (``pose_frame="photo"``), already in the model frame, or a photo of
+        a person in the target pose (its keypoints estimated and framed on their own)."""
+        if _is_photo(pose):
+            other = read_image(pose, what="pose")
+            kps = _estimate(other, "pose (a photo)")
+            _, model_kps, _ = framing_lib.fit_to_frame(other, kps, self.image_size, aspect=self.frame_aspect)
+            return model_kps
         if pose_frame == "model":
             return poses_lib.read_pose(pose, frame=self.image_size, what="pose")
-        kps = poses_lib.read_pose(pose, what="pose")
-        return fr.to_model(kps)
+        kps = fr.to_model(poses_lib.read_pose(pose, what="pose"))
+        present = np.all(kps >= 0, axis=-1) if np.ndim(kps) == 2 else None
+        h, w = self.image_size
+        if present is not None:
+            far = present & (
+                (kps[:, 0] < -POSE_MARGIN * h)
+                | (kps[:, 0] > (1 + POSE_MARGIN) * h)
+                | (kps[:, 1] < -POSE_MARGIN * w)
+                | (kps[:, 1] > (1 + POSE_MARGIN) * w)
+            )
+            if far.any():
+                raise ValueError(
+                    f"pose: joints {np.flatnonzero(far).tolist()} lie far outside the person's frame in the source "
+                    "photo; expected target keypoints in the source photo's pixels (or pose_frame='model')"
+                )
+        return kps
 
     def __call__(
         self,
@@ -316,11 +367,16 @@ class Sampler:
         src_pose: Any = None,
         output: str = "model",
         pose_frame: str = "photo",
+        src_parsing: Any = None,
     ) -> np.ndarray:
-        """The person of ``src`` in ``pose``; ``output="photo"`` pastes the result back into the photo."""
+        """The person of ``src`` in ``pose`` (keypoints, or a photo of someone in that pose); ``output="photo"``
+        pastes the result back into the photo."""
         image, src_kps, fr, photo = self.prepare_source(src, src_pose)
+        parsing = self.frame_parsing(src_parsing, fr, photo)
         tgt = self.target_keypoints(pose, fr, pose_frame=pose_frame)
-        out = self.generate(image[None], src_kps[None], tgt[None])[0]
+        out = self.generate(
+            image[None], src_kps[None], tgt[None], None if parsing is None else parsing[None]
+        )[0]
         return framing_lib.paste_back(out, fr, photo) if output == "photo" else out
 
     def animate(
@@ -332,12 +388,14 @@ class Sampler:
         path: str | None = None,
         fps: float = 10.0,
         pose_frame: str = "photo",
+        src_parsing: Any = None,
     ) -> list[np.ndarray]:
         """One frame per pose (source read, framed and encoded once, frames in batches); writes ``path``
         (.gif, or .mp4 with imageio-ffmpeg) when given."""
-        image, src_kps, fr, _ = self.prepare_source(src, src_pose)
+        image, src_kps, fr, photo = self.prepare_source(src, src_pose)
+        parsing = self.frame_parsing(src_parsing, fr, photo)
         targets = np.stack([self.target_keypoints(p, fr, pose_frame=pose_frame) for p in poses])
-        frames = self.generate_poses(image, src_kps, targets)
+        frames = self.generate_poses(image, src_kps, targets, parsing)
         if path is not None:
             from ptx.data.video import write_animation
 
@@ -519,11 +577,33 @@ def sample(
     src_pose: Any = None,
     output: str = "model",
     variant: str = "paper",
+    src_parsing: Any = None,
 ) -> np.ndarray:
     """The person of ``src`` rendered in ``pose`` as a uint8 array (samplers are cached per model, checkpoint
-    and config variant; see :func:`load`)."""
+    and config variant; see :func:`load`). ``src_pose="auto"`` estimates the source keypoints; ``pose`` may be
+    keypoints or a photo of someone in the target pose; ``src_parsing`` for methods that need it (CASD)."""
     sampler = _cached_sampler(model, None if checkpoint is None else str(checkpoint), variant)
-    return sampler(src, pose, src_pose=src_pose, output=output)
+    return sampler(src, pose, src_pose=src_pose, output=output, src_parsing=src_parsing)
+
+
+def _is_photo(pose: Any) -> bool:
+    """A pose given as a picture of a person (image file, PIL image, or H x W x 3 array) rather than keypoints."""
+    if isinstance(pose, Image.Image):
+        return True
+    if isinstance(pose, str | os.PathLike):
+        return pathlib.Path(pose).suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif")
+    return isinstance(pose, np.ndarray) and pose.ndim == 3 and pose.shape[-1] in (3, 4)
+
+
+def _estimate(photo: np.ndarray, what: str) -> np.ndarray:
+    """Keypoints of the main person in ``photo`` with ptx's OpenPose estimator (weights from
+    ``$PTX_OPENPOSE_WEIGHTS``); one clear error when nobody is found."""
+    from ptx.pose.estimator import estimate_pose
+
+    kps = estimate_pose(photo)
+    if int(np.sum(np.all(kps >= 0, axis=-1))) < 2:
+        raise ValueError(f"{what}: the pose estimator found no person (fewer than 2 joints) in the photo")
+    return kps
 
 
 def _sidecar_pose(image_path: pathlib.Path) -> pathlib.Path | None:

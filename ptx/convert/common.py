@@ -524,12 +524,14 @@ def run_cli(
     doc: str | None = None,
     required: Sequence[str] = ("generator",),
     fields_not_in_weights: Iterable[str] = (),
+    read: Callable[[str], Mapping[str, Any]] | None = None,
 ) -> int:
     """``python -m ptx.convert <method>``: one ``--<role> FILE`` per entry of ``roles``, ``--out DIR``,
     ``--overwrite``, ``--config file.py[:variant]`` (check the weights against it), ``--set FIELD=VALUE``
     (model Config fields the weights cannot tell), ``--debug``. Runs ``convert({role: state dict}, cfg)`` and
-    ``write_converted``. A wrong input prints one line ``error: FILE: what is wrong; what was expected`` and
-    returns 2 (the traceback only with ``--debug``)."""
+    ``write_converted``. ``read(file)`` turns one file into a state dict (default: the ``.pth`` reader; Def-GAN
+    also reads Keras ``.h5``). A wrong input prints one line ``error: FILE: what is wrong; what was expected``
+    and returns 2 (the traceback only with ``--debug``)."""
     ap = argparse.ArgumentParser(
         prog=f"python -m ptx.convert {method}",
         description=(doc or "").strip().split("\n\n")[0] or None,
@@ -557,8 +559,10 @@ def run_cli(
     ap.add_argument("--debug", action="store_true", help="tracebacks for input errors")
     args = ap.parse_args(argv)
     files = {role: getattr(args, role) for role in roles if getattr(args, role)}
+    if not files:
+        ap.error(f"give at least one of {', '.join('--' + r.replace('_', '-') for r in roles)}")
     try:
-        cfg, players = _convert_files(args, files, method, convert, config_class)
+        cfg, players = _convert_files(args, files, method, convert, config_class, read)
         try:
             out = write_converted(
                 args.out,
@@ -583,9 +587,13 @@ def run_cli(
     return 0
 
 
-def _convert_files(args, files: Mapping[str, str], method: str, convert, config_class) -> tuple[Any, dict]:
+def _convert_files(
+    args, files: Mapping[str, str], method: str, convert, config_class, read=None
+) -> tuple[Any, dict]:
     """Read each role's file and convert them together, turning input errors into UserErrors."""
     from ptx.convert import torch_io
+
+    read = read or torch_io.load_state_dict
 
     try:
         check_output_dir(args.out, args.overwrite)  # before reading gigabytes of weights
@@ -596,11 +604,9 @@ def _convert_files(args, files: Mapping[str, str], method: str, convert, config_
     state_dicts = {}
     for role, file in files.items():
         try:
-            state_dicts[role] = torch_io.load_state_dict(file)
-        except (OSError, ValueError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as e:
-            raise UserError(
-                file, f"{e}; expected a PyTorch state dict (.pth) of the original's {role}"
-            ) from e
+            state_dicts[role] = read(file)
+        except (OSError, ValueError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ImportError) as e:
+            raise UserError(file, f"{e}; expected the original's {role} weights") from e
 
     def run(cfg):
         try:
