@@ -406,8 +406,10 @@ class Sampler:
 def _dummy_batch(size: tuple[int, int], batch: int = 1, fields: Sequence[str] = ()) -> dict[str, np.ndarray]:
     """A batch to trace ``init`` with; ``fields``: the method's ``sample_fields`` (``source_edge``,
     ``source_parsing``), given as (B, H, W) uint8 maps for the source and the target."""
-    kps = np.full((batch, 18, 2), -1.0, np.float32)
-    kps[:, :2] = [[size[0] * 0.2, size[1] * 0.5], [size[0] * 0.3, size[1] * 0.5]]
+    # Every joint present, spread over the frame (host transforms such as Def-GAN's need a whole body).
+    j = np.arange(18, dtype=np.float32)
+    one = np.stack([(0.1 + 0.8 * j / 17) * size[0], (0.5 + 0.3 * np.sin(j)) * size[1]], -1)
+    kps = np.repeat(one[None], batch, 0).astype(np.float32)
     img = np.zeros((batch, *size, 3), np.uint8)
     out = {"source_image": img, "target_image": img, "source_keypoints": kps, "target_keypoints": kps}
     for field in fields:
@@ -419,7 +421,13 @@ def _init_shapes(method, size: tuple[int, int], stage: str) -> Any:
     """The method's variables at ``stage`` as shape structs (``jax.eval_shape``: nothing is compiled)."""
     import jax
 
-    batch = _dummy_batch(size, fields=getattr(method, "sample_fields", ()))
+    batch = _dummy_batch(size, fields=method.sample_fields)
+    transform = method.host_transform("test")
+    if transform is not None:  # per-pair fields the model's inputs need (Def-GAN's warps and masks)
+        from ptx.data.pipeline import apply_host_transform
+
+        pair = apply_host_transform(transform, {k: v[0] for k, v in batch.items()})
+        batch = {k: np.asarray(v)[None] for k, v in pair.items()}
     return jax.eval_shape(lambda k: method.init(k, batch, stage), jax.random.key(0))
 
 

@@ -43,6 +43,7 @@ StateDict = Mapping[str, Any]
 ROLES = {"generator": "gen", "disc_pose": "disc_pose", "disc_image": "disc_image"}
 # Config fields a state dict does not determine (run-time choices).
 RUNTIME_FIELDS = ("spade_stats", "spade_group")
+FIELDS_NOT_IN_WEIGHTS = RUNTIME_FIELDS  # the name every converter uses
 GEN_FIELDS = tuple(
     f.name
     for f in dataclasses.fields(casd.Config)
