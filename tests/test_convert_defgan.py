@@ -257,7 +257,8 @@ def test_cli_writes_a_checkpoint(tmp_path, small_state):
 
     write_keras_h5(tmp_path / "g.h5", keras_layers_of(small_state, "generator"))
     out = tmp_path / "out"
-    assert conv.cli(["--generator", str(tmp_path / "g.h5"), "--image-size", "128x64", "--out", str(out)]) == 0
+    argv = ["--generator", str(tmp_path / "g.h5"), "--set", "image_size=(128, 64)", "--out", str(out)]
+    assert conv.cli(argv) == 0
     meta = json.loads((out / "ptx_convert.json").read_text())
     assert meta["method"] == "defgan" and meta["players"] == ["gen"]
     assert meta["model"]["encoder_filters"] == [8, 16, 32, 64, 64, 64]
@@ -266,4 +267,6 @@ def test_cli_writes_a_checkpoint(tmp_path, small_state):
     np.testing.assert_array_equal(
         kernel, np.transpose(small_state["decoder.net.0.net.1.weight"], (2, 3, 0, 1))
     )
-    assert conv.cli(["--generator", str(tmp_path / "g.h5"), "--out", str(out)]) == 1  # not empty
+    assert (
+        conv.cli(["--generator", str(tmp_path / "g.h5"), "--out", str(out)]) == 2
+    )  # not empty: one-line error

@@ -16,11 +16,7 @@ see ``ptx.models.casd`` for the per-sample mode.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
-import pathlib
-import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,6 +33,7 @@ from ptx.convert.common import (
     export_state_dict,
     linear_rules,
     norm_rules,
+    role_errors,
     shape_of,
 )
 from ptx.models import casd
@@ -46,6 +43,7 @@ StateDict = Mapping[str, Any]
 ROLES = {"generator": "gen", "disc_pose": "disc_pose", "disc_image": "disc_image"}
 # Config fields a state dict does not determine (run-time choices).
 RUNTIME_FIELDS = ("spade_stats", "spade_group")
+FIELDS_NOT_IN_WEIGHTS = RUNTIME_FIELDS  # the name every converter uses
 GEN_FIELDS = tuple(
     f.name
     for f in dataclasses.fields(casd.Config)
@@ -307,36 +305,43 @@ def convert(
     fields: dict[str, Any] = {}
     channels: dict[str, int] = {}
     if "generator" in sds:
-        inferred = infer_generator_fields(sds["generator"])
-        _check_against(cfg, inferred, "generator state dict")
+        with role_errors("generator"):
+            inferred = infer_generator_fields(sds["generator"])
+            _check_against(cfg, inferred, "generator state dict")
         fields.update(inferred)
     for role in ("disc_pose", "disc_image"):
         if role in sds:
-            inferred, channels[role] = infer_discriminator_fields(sds[role], role)
-            _check_against(cfg, inferred, f"{role} state dict")
-            for f, v in inferred.items():
-                if fields.setdefault(f, v) != v:
-                    raise ConversionError(f"the two discriminators disagree on {f}: {fields[f]} vs {v}")
+            with role_errors(role):
+                inferred, channels[role] = infer_discriminator_fields(sds[role], role)
+                _check_against(cfg, inferred, f"{role} state dict")
+                for f, v in inferred.items():
+                    if fields.setdefault(f, v) != v:
+                        raise ConversionError(f"the two discriminators disagree on {f}: {fields[f]} vs {v}")
     base = cfg or casd.Config()
     used = dataclasses.replace(base, **fields)
     players: dict[str, dict] = {}
     if "generator" in sds:
-        players["gen"], _ = apply_rules(
-            sds["generator"], generator_rules(used), expected=_abstract_generator(used), what="CASD generator"
-        )
+        with role_errors("generator"):
+            players["gen"], _ = apply_rules(
+                sds["generator"],
+                generator_rules(used),
+                expected=_abstract_generator(used),
+                what="CASD generator",
+            )
     for role in ("disc_pose", "disc_image"):
         if role in sds:
-            want = _disc_channels(used, role)
-            if channels[role] != want:
-                raise ConversionError(
-                    f"{role}: the file's first conv takes {channels[role]} channels, expected {want}"
+            with role_errors(role):
+                want = _disc_channels(used, role)
+                if channels[role] != want:
+                    raise ConversionError(
+                        f"{role}: the file's first conv takes {channels[role]} channels, expected {want}"
+                    )
+                players[ROLES[role]], _ = apply_rules(
+                    sds[role],
+                    discriminator_rules(used),
+                    expected=_abstract_discriminator(used, want),
+                    what=f"CASD {role}",
                 )
-            players[ROLES[role]], _ = apply_rules(
-                sds[role],
-                discriminator_rules(used),
-                expected=_abstract_discriminator(used, want),
-                what=f"CASD {role}",
-            )
     return used, players
 
 
@@ -429,35 +434,15 @@ def _sown(state: Mapping[str, Any]) -> dict[str, tuple]:
 
 
 def cli(argv: list[str] | None = None) -> int:
-    """``python -m ptx.convert casd ...``: official .pth files -> a ptx checkpoint of {player: variables}."""
-    try:
-        return _cli(argv)
-    except (ConversionError, FileNotFoundError, ValueError) as e:
-        print(f"ptx.convert casd: {e}", file=sys.stderr)
-        return 1
+    """``python -m ptx.convert casd``: official .pth files -> a ``ptx.convert`` directory."""
+    from ptx.convert import common
 
-
-def _cli(argv: list[str] | None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m ptx.convert casd", description=cli.__doc__.splitlines()[0])
-    ap.add_argument("--generator", required=True, help="<epoch>_net_netG.pth")
-    ap.add_argument("--disc-pose", help="<epoch>_net_netD_PB.pth (optional; image + 30 pose maps)")
-    ap.add_argument("--disc-image", help="<epoch>_net_netD_PP.pth (optional; image + source image)")
-    ap.add_argument("--out", required=True, help="output directory (created; must be absent or empty)")
-    args = ap.parse_args(argv)
-
-    from ptx.convert.torch_io import load_state_dict
-    from ptx.train import checkpoint
-
-    files = {"generator": args.generator, "disc_pose": args.disc_pose, "disc_image": args.disc_image}
-    cfg, players = convert({role: load_state_dict(path) for role, path in files.items() if path})
-    out = pathlib.Path(args.out).absolute()
-    if out.exists() and any(out.iterdir()):
-        raise SystemExit(f"--out {out} exists and is not empty")
-    if out.exists():
-        out.rmdir()
-    checkpoint.save_params(out, jax.tree.map(np.asarray, players))  # what init_from and ptx.sample read
-    meta = {"method": "casd", "players": sorted(players), "model": dataclasses.asdict(cfg)}
-    (out / "ptx_convert.json").write_text(json.dumps(meta, indent=1))
-    n = sum(int(np.size(x)) for x in jax.tree.leaves(players["gen"]["params"]))
-    print(f"wrote {out} ({', '.join(sorted(players))}; {n:,} trained generator parameters + frozen VGG19)")
-    return 0
+    return common.run_cli(
+        argv,
+        method="casd",
+        roles=ROLES,
+        convert=convert,
+        config_class=casd.Config,
+        doc=__doc__,
+        fields_not_in_weights=RUNTIME_FIELDS,
+    )

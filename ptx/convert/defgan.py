@@ -28,12 +28,9 @@ go to torch by ``transpose(3, 2, 0, 1)`` (no spatial flip). ``h5py`` is needed f
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import pathlib
 import re
-import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -55,6 +52,7 @@ from ptx.models import defgan
 
 StateDict = Mapping[str, Any]
 ROLES = {"generator": "gen", "discriminator": "disc"}
+FIELDS_NOT_IN_WEIGHTS = ("image_size", "warp_skip", "norm")
 _IGNORED = ("num_batches_tracked",)
 
 
@@ -567,69 +565,20 @@ def _run_model_golden(arrays, meta) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 # Command line.
 
 
-def _config_from_file(path: str) -> defgan.Config:
-    """``config.model`` of a ptx config file (``file.py`` or ``file.py:variant``)."""
-    import importlib.util
-
-    file, _, arg = path.partition(":")
-    spec = importlib.util.spec_from_file_location("_ptx_convert_config", file)
-    if spec is None or spec.loader is None:
-        raise SystemExit(f"--config {file}: cannot import it")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    config = module.get_config(arg or None)
-    model = config.model.to_dict() if hasattr(config.model, "to_dict") else dict(config.model)
-    return defgan.Config(**model)
-
-
 def cli(argv: list[str] | None = None) -> int:
-    """``python -m ptx.convert defgan ...``: Keras .h5 or port .pth files -> an Orbax checkpoint of {player: variables}."""
-    try:
-        return _cli(argv)
-    except (ConversionError, OSError, ValueError, ImportError) as e:
-        print(f"ptx.convert defgan: {e}", file=sys.stderr)
-        return 1
+    """``python -m ptx.convert defgan``: the original's Keras .h5 or the port's .pth files -> a ``ptx.convert``
+    directory. ``--set image_size=(256,256) --set warp_skip=full --set norm=torch`` choose what weights cannot
+    tell (defaults: the size rule's frame, mask, keras)."""
+    from ptx.convert import common
 
-
-def _cli(argv: list[str] | None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m ptx.convert defgan", description=cli.__doc__.splitlines()[0])
-    ap.add_argument("--generator", help="generator weights: the original's .h5 or the port's .pth")
-    ap.add_argument("--discriminator", help="discriminator weights (.h5 or .pth), optional")
-    ap.add_argument(
-        "--config", help="ptx config file (file.py[:variant]) to take the image size from and check"
+    return common.run_cli(
+        argv,
+        method="defgan",
+        roles=ROLES,
+        convert=convert,
+        config_class=defgan.Config,
+        doc=cli.__doc__,
+        required=(),
+        fields_not_in_weights=FIELDS_NOT_IN_WEIGHTS,
+        read=load_weights,
     )
-    ap.add_argument(
-        "--image-size", help="network frame HxW when no --config (default: the size rule, e.g. 128x64)"
-    )
-    ap.add_argument(
-        "--warp-skip", choices=("mask", "full"), help="mask and full share weights (default mask)"
-    )
-    ap.add_argument("--norm", choices=("keras", "torch"), help="instance-norm formula (default keras)")
-    ap.add_argument("--out", required=True, help="output directory (created; must be absent or empty)")
-    args = ap.parse_args(argv)
-    if not (args.generator or args.discriminator):
-        raise SystemExit("give --generator and/or --discriminator")
-
-    from ptx.train import checkpoint
-
-    cfg = _config_from_file(args.config) if args.config else None
-    overrides = {}
-    if args.image_size:
-        overrides["image_size"] = tuple(int(s) for s in args.image_size.lower().split("x"))
-    if args.warp_skip:
-        overrides["warp_skip"] = args.warp_skip
-    if args.norm:
-        overrides["norm"] = args.norm
-    files = {"generator": args.generator, "discriminator": args.discriminator}
-    cfg, players = convert({r: load_weights(p) for r, p in files.items() if p}, cfg)
-    cfg = dataclasses.replace(cfg, **overrides)  # fields the weights do not hold
-    out = pathlib.Path(args.out).absolute()
-    if out.exists() and any(out.iterdir()):
-        raise FileExistsError(f"--out {out} exists and is not empty")
-    if out.exists():
-        out.rmdir()
-    checkpoint.save_params(out, jax.tree.map(np.asarray, players))
-    meta = {"method": "defgan", "players": sorted(players), "model": dataclasses.asdict(cfg)}
-    (out / "ptx_convert.json").write_text(json.dumps(meta, indent=1))
-    print(f"wrote {out} ({', '.join(sorted(players))}); model config in ptx_convert.json")
-    return 0

@@ -118,6 +118,27 @@ def paste_back(generated: np.ndarray, framing: Framing, photo: np.ndarray) -> np
     return np.asarray(out)
 
 
+def fit_map_to_frame(labels: np.ndarray, framing: Framing, fill: int = 0) -> np.ndarray:
+    """A per-pixel label map of the photo (parsing, H x W) cut and resized exactly as :func:`fit_to_frame` cut the
+    photo, with nearest-neighbour sampling (labels are ids, not intensities); outside the photo: ``fill``."""
+    labels = np.asarray(labels)
+    if labels.shape[:2] != tuple(framing.photo_size):
+        raise ValueError(
+            f"label map of shape {labels.shape[:2]} does not match the photo's {tuple(framing.photo_size)}"
+        )
+    top, left, _, _ = framing.box
+    sy, sx = framing.scale
+    h, w = framing.model_size
+    out = Image.fromarray(labels.astype(np.uint8)).transform(
+        (w, h),
+        Image.Transform.AFFINE,
+        (1 / sx, 0, left + 0.5 - 0.5 / sx, 0, 1 / sy, top + 0.5 - 0.5 / sy),
+        resample=Image.Resampling.NEAREST,
+        fillcolor=fill,
+    )
+    return np.asarray(out)
+
+
 # The frames the datasets' images were cut to (height, width); models may stretch them (GFLA: 256x256).
 DATASET_FRAMES = {"market": (128, 64), "fashion": (256, 176)}
 
