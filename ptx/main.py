@@ -45,6 +45,7 @@ _PROCESS_ID = flags.DEFINE_integer("process_id", None, "this process's index (mu
 _SOURCE = flags.DEFINE_string("source", None, "--mode sample: source image path")
 _POSE = flags.DEFINE_string("pose", None, "--mode sample: target pose (keypoint file or image)")
 _OUTPUT = flags.DEFINE_string("output", None, "--mode sample: where to write the result")
+_DEBUG = flags.DEFINE_bool("debug", False, "tracebacks for input errors (bad files, config values, weights)")
 _VERBOSE = flags.DEFINE_bool(
     "verbose", False, "also show other libraries' INFO lines (Orbax, grain, TFDS) in absl's full format"
 )
@@ -113,7 +114,13 @@ def _keys_near(argv: list[str]) -> str:
                 break
             node, walked = node[base], [*walked, key]
             if "[" in key:
-                node = node[int(key.split("[")[1].rstrip("]"))]
+                index = int(key.split("[")[1].rstrip("]"))
+                if not -len(node) <= index < len(node):
+                    lines.append(
+                        f"  {a.split('=')[0]}: config.{base} has {len(node)} entries (0..{len(node) - 1})"
+                    )
+                    break
+                node = node[index]
     return "\n".join(lines)
 
 
@@ -130,7 +137,7 @@ def _parse_flags(argv: list[str]) -> list[str]:
             return flags.FLAGS(argv)
         with bundled.configs_package(bundled.config_file_folder(spec)):
             return flags.FLAGS(_with_config_path(argv))
-    except (AttributeError, KeyError, ValueError, flags.Error) as e:
+    except (AttributeError, KeyError, IndexError, ValueError, flags.Error) as e:
         hint = _keys_near(argv)
         message = str(e).strip("'\"").replace("\\n", " ").replace("\\'", "'")
         sys.stderr.write(
@@ -142,6 +149,14 @@ def _parse_flags(argv: list[str]) -> list[str]:
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    from ptx.errors import run_reporting_user_errors
+
+    status = run_reporting_user_errors(_run, debug=_DEBUG.value)
+    if status:
+        sys.exit(status)
+
+
+def _run() -> None:
     from ptx.train import compile_env, console, distributed
 
     console.configure(verbose=_VERBOSE.value)

@@ -21,8 +21,6 @@ import types
 import numpy as np
 
 POSE_SUFFIXES = (".json", ".csv", ".npy")
-# Input errors (a missing file, a malformed pose, weights that do not fit): one line, exit 2.
-USER_ERRORS = (FileNotFoundError, ValueError, KeyError)
 
 
 def _pose_arg(path: str):
@@ -56,14 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pose-frame", choices=("photo", "model"), default="photo")
     ap.add_argument("--fps", type=float, default=10.0)
     args = ap.parse_args(argv)
-    try:
-        return _run(ap, args)
-    except USER_ERRORS as e:
-        if args.debug:
-            raise
-        message = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"error: {message}", file=sys.stderr)
-        return 2
+    from ptx.errors import run_reporting_user_errors
+
+    return run_reporting_user_errors(lambda: _run(ap, args), debug=args.debug)
 
 
 def _run(ap, args) -> int:

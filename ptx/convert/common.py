@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from ptx.errors import UserError  # noqa: F401 - the converters raise it from here
+
 Path = tuple[str, ...]
 
 LAYOUTS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
@@ -463,17 +465,6 @@ def read_converted(path: str | os.PathLike) -> tuple[str, dict[str, Any], dict[s
 
 # ----------------------------------------------------------------------------------------------------------
 # The command line every converter shares: ``python -m ptx.convert <method> --<role> FILE ... --out DIR``.
-
-
-class UserError(Exception):
-    """An input the user gave is wrong: printed as ``error: FILE: message`` (exit 2), no traceback."""
-
-    def __init__(self, file: str | os.PathLike, message: str):
-        file = str(file)
-        message = str(message).replace("\n", " ")
-        message = message[len(file) + 2 :] if message.startswith(f"{file}: ") else message
-        super().__init__(f"{file}: {message}")
-        self.file, self.message = file, message
 
 
 def model_config_from_file(spec: str, config_class: type, method: str) -> Any:
