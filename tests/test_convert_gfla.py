@@ -206,7 +206,7 @@ def test_discriminator_spectral_norm_parity():
 
 def test_cli_writes_the_common_layout(tmp_path, synthetic, monkeypatch, capsys):
     from ptx.convert import __main__ as convert_main
-    from ptx.convert import torch_io
+    from ptx.io import torch_pickle as torch_io
 
     _, variables, _ = synthetic
     d_vars = jax.eval_shape(gfla.ResDiscriminator(SYNTH).init, jax.random.key(0), jnp.zeros((1, 64, 32, 3)))

@@ -14,7 +14,8 @@ import pytest
 import ptx
 from ptx import api
 from ptx.convert import __main__ as convert_main
-from ptx.convert import common, torch_io
+from ptx.convert import common
+from ptx.io import torch_pickle as torch_io
 from ptx.train import checkpoint
 
 pytestmark = pytest.mark.filterwarnings("ignore")

@@ -181,3 +181,32 @@ def test_zip_bomb_is_refused_before_inflating(tmp_path, use_torch):
     with pytest.raises(ValueError, match="64.0 MiB, over the 1.0 MiB budget"):
         torch_pickle.load_state_dict(path, use_torch=use_torch, max_bytes=1 << 20)
     assert torch_pickle.inspect(path)["weight"][0] == (n,)  # the index alone is cheap to read
+
+
+def test_converter_refuses_a_zip_bomb_with_wrong_names_before_reading_it(tmp_path):
+    """A ~1 MB archive whose one storage inflates to 1 GiB, named nothing GFLA has: ``python -m ptx.convert``
+    fails from the archive's index (one line, exit 2) with its peak memory far below the inflated size."""
+    import subprocess
+    import sys
+    import zipfile
+
+    n = 1 << 28  # floats: 1 GiB
+    path = tmp_path / "bomb.pth"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("archive/data.pkl", _crafted_pickle(n, (n,), (1,)))
+        with zf.open("archive/data/0", "w", force_zip64=True) as f:
+            chunk = b"\0" * (16 << 20)
+            for _ in range((4 * n) // len(chunk)):
+                f.write(chunk)
+    assert path.stat().st_size < 8 << 20
+    code = (
+        "import resource, sys\n"
+        "from ptx.convert import gfla\n"
+        f"rc = gfla.cli(['--generator', {str(path)!r}, '--out', {str(tmp_path / 'out')!r}])\n"
+        "print(rc, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    rc, peak_mib = (int(v) for v in out.stdout.split()[-2:])
+    assert rc == 2, out.stderr[-2000:]
+    assert "weight" in out.stderr and "Traceback" not in out.stderr
+    assert peak_mib < 700, f"peak RSS {peak_mib} MiB for a 1 GiB bomb"

@@ -62,7 +62,9 @@ def _garble_meta(step_dir: pathlib.Path) -> None:
             f.write_bytes(b"\x00\xff garbage")
 
 
-@pytest.mark.parametrize("corrupt", [_truncate, _flip_bytes, _delete_item, _garble_meta], ids=lambda f: f.__name__[1:])
+@pytest.mark.parametrize(
+    "corrupt", [_truncate, _flip_bytes, _delete_item, _garble_meta], ids=lambda f: f.__name__[1:]
+)
 def test_resume_walks_back_past_a_corrupt_checkpoint(finished, tmp_path, corrupt, caplog):
     src, want = finished
     workdir = tmp_path / "run"

@@ -582,7 +582,7 @@ def _convert_files(
     args, files: Mapping[str, str], method: str, convert, config_class, read=None
 ) -> tuple[Any, dict]:
     """Read each role's file and convert them together, turning input errors into UserErrors."""
-    from ptx.convert import torch_io
+    from ptx.io import torch_pickle as torch_io
 
     read = read or torch_io.load_state_dict
 
@@ -592,19 +592,28 @@ def _convert_files(
         raise UserError(pathlib.Path(args.out).expanduser().absolute(), str(e)) from e
     cfg = model_config_from_file(args.config, config_class, method) if args.config else None
     sets = _parse_sets(args.set, config_class)
+    reading = (OSError, ValueError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ImportError)
+    if read is torch_io.load_state_dict and all(zipfile.is_zipfile(f) for f in files.values()):
+        # Names and shapes first, from the archives' indexes: a wrong or hostile file fails before any tensor
+        # data is read (placeholders are zero-stride views: no memory).
+        try:
+            index = {role: torch_io.inspect(file) for role, file in files.items()}
+        except reading as e:
+            raise UserError(next(iter(files.values())), f"{e}; expected a PyTorch state dict") from e
+        placeholders = {
+            role: {k: np.broadcast_to(np.zeros((), dtype), shape) for k, (shape, dtype) in names.items()}
+            for role, names in index.items()
+        }
+        _run_convert(convert, placeholders, cfg, files)
     state_dicts = {}
     for role, file in files.items():
         try:
             state_dicts[role] = read(file)
-        except (OSError, ValueError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ImportError) as e:
+        except reading as e:
             raise UserError(file, f"{e}; expected the original's {role} weights") from e
 
     def run(cfg):
-        try:
-            return convert(state_dicts, cfg)
-        except (ConversionError, ValueError) as e:
-            role = getattr(e, "role", None)
-            raise UserError(files[role] if role in files else ", ".join(files.values()), str(e)) from e
+        return _run_convert(convert, state_dicts, cfg, files)
 
     if sets:
         base = cfg if cfg is not None else run(None)[0]  # the weights' own config, then the user's fields
@@ -613,3 +622,12 @@ def _convert_files(
         except (TypeError, ValueError) as e:
             raise UserError("--set " + " ".join(args.set), str(e)) from e
     return run(cfg)
+
+
+def _run_convert(convert, state_dicts, cfg, files: Mapping[str, str]):
+    """``convert(state_dicts, cfg)`` with conversion errors as UserErrors naming the file of their role."""
+    try:
+        return convert(state_dicts, cfg)
+    except (ConversionError, ValueError) as e:
+        role = getattr(e, "role", None)
+        raise UserError(files[role] if role in files else ", ".join(files.values()), str(e)) from e
