@@ -14,6 +14,7 @@ beside ours.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 import time
@@ -66,28 +67,29 @@ def main(argv: list[str]) -> None:
     method = module.build(config)
     mesh = sharding.make_mesh(config.mesh)
     stages = loop.stages_from_config(config)
-    index = len(stages) - 1 if _STAGE.value is None else [s.name for s, _ in stages].index(_STAGE.value)
+    index = len(stages) - 1 if _STAGE.value is None else [s.stage.name for s in stages].index(_STAGE.value)
     host = synthetic_batch(config.data, batch_size // jax.process_count())
-    setup = loop.setup_stage(config, method, mesh, lambda **_: [host], index, 0, *stages[index])
+    spec = dataclasses.replace(stages[index], batch_size=batch_size)
+    setup = loop.setup_stage(config, method, mesh, lambda **_: [host], index, 0, spec)
     state = setup.init()
     batch = sharding.put_batch(sharding.device_batch(host), setup.batch_sharding)
 
     start = time.perf_counter()
-    compiled = setup.train_step.lower(state, batch).compile()
+    compiled = setup.train_step.lower(state, setup.frozen, batch).compile()
     compile_s = time.perf_counter() - start
     flops = compiled_flops(compiled)
-    state, metrics = compiled(state, batch)  # warm-up
+    state, metrics = compiled(state, setup.frozen, batch)  # warm-up
     jax.block_until_ready((state, metrics))
     start, cpu = time.perf_counter(), time.process_time()
     for _ in range(_STEPS.value):
-        state, metrics = compiled(state, batch)
+        state, metrics = compiled(state, setup.frozen, batch)
     jax.block_until_ready((state, metrics))
     step_s = (time.perf_counter() - start) / _STEPS.value
     cpu_s = (time.process_time() - cpu) / _STEPS.value
 
     h, w = config.data.image_size
     print(
-        f"{config.method} stage {stages[index][0].name!r}: batch {batch_size} at {h}x{w}, "
+        f"{config.method} stage {stages[index].stage.name!r}: batch {batch_size} at {h}x{w}, "
         f"{mesh.size} {jax.devices()[0].platform} device(s), dtype {config.model.get('dtype', 'float32')}"
     )
     print(f"  load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (wall times grow with load)")
@@ -100,7 +102,7 @@ def main(argv: list[str]) -> None:
     print(
         f"  FLOPs/step   {flops:10.3e} per device   achieved {total / step_s / 1e9:.3g} GFLOP/s (all devices)"
     )
-    torch_result = _torch_time(config, batch_size, _STEPS.value, stages[index][0].name)
+    torch_result = _torch_time(config, batch_size, _STEPS.value, stages[index].stage.name)
     if torch_result is not None:
         torch_s, torch_cpu, threads = torch_result
         print(

@@ -172,10 +172,29 @@ def adam(
     )
 
 
-def stage(name: str, num_steps: int, players: Sequence[str], freeze: Sequence[str] = ()) -> ConfigDict:
-    """One training stage: ``players`` are updated in this order; ``freeze`` ones are kept fixed."""
+def stage(
+    name: str,
+    num_steps: int,
+    players: Sequence[str],
+    freeze: Sequence[str] = (),
+    *,
+    batch_size: int = 0,
+    optim: ConfigDict | None = None,
+) -> ConfigDict:
+    """One training stage: ``players`` are updated in this order; ``freeze`` ones are kept fixed.
+
+    ``batch_size`` (0: ``config.data.batch_size``) and ``optim`` (``{player: adam(...)}``; players it lacks use
+    ``config.optim``) let stages differ, as SCA-GAN's two networks do (batch 5 at lr 2e-4, then 3 at 1e-4).
+    """
     return ConfigDict(
-        {"name": name, "num_steps": num_steps, "players": tuple(players), "freeze": tuple(freeze)}
+        {
+            "name": name,
+            "num_steps": num_steps,
+            "players": tuple(players),
+            "freeze": tuple(freeze),
+            "batch_size": int(batch_size),
+            "optim": optim if optim is not None else ConfigDict(),
+        }
     ).lock()
 
 

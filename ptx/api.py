@@ -23,6 +23,7 @@ from PIL import Image
 
 from ptx.data import framing as framing_lib
 from ptx.data import poses as poses_lib
+from ptx.methods.protocol import ENCODE_SOURCE
 
 ImageLike = Any  # str | os.PathLike | PIL.Image.Image | np.ndarray
 CHECKPOINT_ENV = "PTX_CHECKPOINTS"
@@ -147,7 +148,8 @@ class Sampler:
         }
         self._predict = jax.jit(lambda v, b: self.method.predict(v, b)["image"])
         # Methods that can encode a source once (GFLA) render pose sequences without re-encoding it.
-        self._encode = jax.jit(self.method.encode_source) if hasattr(self.method, "encode_source") else None
+        encodes = ENCODE_SOURCE in self.method.capabilities
+        self._encode = jax.jit(self.method.encode_source) if encodes else None
         self._from_source = (
             jax.jit(lambda v, f, b: self.method.predict_from_source(v, f, b)["image"])
             if self._encode

@@ -4,6 +4,11 @@
     python -m ptx.main --config configs/toy_puppets.py:tiny --workdir /tmp/toy --config.optim.gen.lr=1e-3
     python -m ptx.main --config configs/gfla_fashion.py --workdir /tmp/gfla --mode eval
 
+Exit status: 0 when every stage finished, ``EXIT_PREEMPTED`` (75, EX_TEMPFAIL) when a SIGTERM or a preemption
+notice stopped the run after saving a checkpoint (run the same command again to resume; ``launch/slurm_gpu.sbatch``
+requeues on it), 2 for a usage error. Only training writes the run's ``config.json``: ``--mode eval`` and
+``--mode sample`` read a workdir without rewriting its record.
+
 Configs are locked: ``--config.key=value`` with a key the config lacks fails and lists the valid keys. Multi-host
 runs (``launch/``) are joined with ``jax.distributed`` here, before anything touches a device. Compiled
 programs are cached in ``$PTX_COMPILATION_CACHE`` (default ~/.cache/ptx/xla; empty disables), see
@@ -31,6 +36,8 @@ _SOURCE = flags.DEFINE_string("source", None, "--mode sample: source image path"
 _POSE = flags.DEFINE_string("pose", None, "--mode sample: target pose (keypoint file or image)")
 _OUTPUT = flags.DEFINE_string("output", None, "--mode sample: where to write the result")
 flags.mark_flags_as_required(["config", "workdir"])
+
+EXIT_PREEMPTED = 75  # EX_TEMPFAIL: stopped early with a checkpoint saved; the same command resumes
 
 
 def _load_config_file(spec: str):
@@ -95,10 +102,12 @@ def main(argv: list[str]) -> None:
     from ptx.train import loop
 
     config, workdir = _CONFIG.value, pathlib.Path(_WORKDIR.value)
-    tlog.write_config(config, workdir)
     if _MODE.value == "train":
+        tlog.write_config(config, workdir)
         result = loop.run(config, workdir)
         logging.info("%s at stage %s step %d", result.status, result.stage, result.stage_step)
+        if result.status == "preempted":
+            sys.exit(EXIT_PREEMPTED)
     elif _MODE.value == "eval":
         logging.info("metrics: %s", loop.evaluate(config, workdir))
     else:

@@ -53,7 +53,7 @@ def method():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         m = gfla.build(_tiny())
-        m.vgg_params()
+        m.frozen("full")
     return m
 
 
@@ -70,7 +70,8 @@ def test_stage_trees_and_flow_net_carry_over(method):
     assert set(full) == {"gen", "disc"}
     assert set(full["gen"]["params"]) == {"flow_net", "source", "target"}
     assert set(full["disc"]) == {"params", "spectral"}
-    assert "vgg" in flow["gen"] and "vgg" in full["gen"]  # frozen VGG travels as state, not params
+    assert set(flow["gen"]) == set(full["gen"]) == {"params"}  # the frozen VGG is no part of the state
+    assert set(method.frozen("flow")) == {"vgg19"}
     # Every flow-net leaf of stage 1 has the same path and shape in stage 2, so the trainer carries it over.
     assert _shapes(flow["gen"]["params"]) == _shapes({"flow_net": full["gen"]["params"]["flow_net"]})
     _, carried, total = carry_matching(flow, full)
@@ -83,7 +84,7 @@ def test_market_layout_one_flow(method):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         m = gfla.build(config)
-    m._vgg_params = method.vgg_params()
+    m._vgg_params = method.frozen("full")["vgg19"]
     out = jax.eval_shape(
         lambda k: m.predict(m.init(k, _batch(size=(64, 32)), "full"), _batch(size=(64, 32))),
         jax.random.key(0),
@@ -98,15 +99,16 @@ def test_paper_variant_names_missing_vgg_file(tmp_path):
     config.vgg_path = str(missing)
     m = gfla.build(config)
     with pytest.raises(FileNotFoundError, match=r"vgg19-dcbb9e9d\.pth.*not found.*nowhere"):
-        m.vgg_params()
+        m.frozen("full")
 
 
 def test_demo_falls_back_to_random_vgg_with_warning(tmp_path):
     config = gfla_fashion.get_config("demo")
     config.vgg_path = str(tmp_path / "vgg19-dcbb9e9d.pth")
     with pytest.warns(UserWarning, match="random VGG19"):
-        params = gfla.build(config).vgg_params()
-    assert params["conv5_4"]["kernel"].shape == (3, 3, 512, 512)
+        params = gfla.build(config).frozen("full")["vgg19"]
+    assert params["conv5_2"]["kernel"].shape == (3, 3, 512, 512)  # the deepest layer a GFLA loss reads
+    assert "conv5_3" not in params and "conv5_4" not in params  # no weight the losses never read
 
 
 def test_unknown_loss_weight_is_named():

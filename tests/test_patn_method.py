@@ -68,7 +68,8 @@ def market_step():
     txs = optim.make_optimizers(cfg.optim, stage.players)
     key = jax.random.key(0)
     st = _fast_jit(lambda r, b: tstate.create(r, method.init(r, b, "train"), txs), key, batch)(key, batch)
-    new, metrics = _fast_jit(make_train_step(method, stage, txs), st, batch)(st, batch)
+    frozen = method.frozen("train")
+    new, metrics = _fast_jit(make_train_step(method, stage, txs), st, frozen, batch)(st, frozen, batch)
     return method, batch, st, new, metrics
 
 
@@ -85,7 +86,7 @@ def test_train_step_updates_every_player(market_step):
     bn = lambda s: s["gen"]["batch_stats"]["image_encoder"]["Norm_0"]["BatchNorm_0"]["mean"]  # noqa: E731
     assert not np.allclose(bn(st.state), bn(new.state))
     assert int(new.state["disc_pose"]["pool"]["count"]) == 2
-    assert "vgg" in new.state["gen"] and "vgg" not in new.params["gen"]
+    assert "vgg" not in new.state["gen"] and "vgg" not in new.params["gen"]  # frozen VGG: a step argument
 
 
 def test_predict_is_deterministic_eval(market_step):
@@ -113,4 +114,4 @@ def test_onehot_heatmaps_and_bad_player():
     maps = method.pose_maps(jnp.asarray([[[3.0, 4.0]] + [[-1.0, -1.0]] * 17]), (8, 8))
     assert float(maps.sum()) == 1.0 and float(maps[0, 3, 4, 0]) == 1.0
     with pytest.raises(ValueError, match="players"):
-        method.loss("train", "critic", {}, _batch((8, 8)), jax.random.key(0))
+        method.loss("train", "critic", {}, {}, _batch((8, 8)), {}, jax.random.key(0))

@@ -181,13 +181,17 @@ def test_losses_equal_ptx(config_name):
 
     method = method_lib.build(config)
     variables = {"gen": convert.convert_generator(_numpy_state(trainer.gen), method.cfg)[1]}
-    variables["gen"]["vgg"] = _vgg_variables(trainer.vgg)
+    frozen = {"vgg19": _vgg_variables(trainer.vgg)}
     for player, (net, _) in pairs.items():
         variables[player] = convert.convert_discriminator(_numpy_state(net), method.cfg)[1]
 
     @jax.jit  # one compile for the three losses (eager flax would compile every op on its own)
     def losses(variables, batch):
-        out = {p: method.loss("train", p, variables, batch, jax.random.key(0)) for p in method.players}
+        outputs, _ = method.forward("train", variables, frozen, batch, jax.random.key(0))
+        out = {
+            p: method.loss("train", p, variables, frozen, batch, outputs, jax.random.key(0))
+            for p in method.players
+        }
         return {p: total for p, (total, _) in out.items()} | {
             f"term/{k}": v for k, v in out["gen"][1][0].items()
         }

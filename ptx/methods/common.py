@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import jax
@@ -44,6 +44,28 @@ def resolve_vgg(path: str, fallback_random: bool, *, needed_by: str) -> dict[str
         stacklevel=2,
     )
     return params
+
+
+def vgg_subset(params: Mapping[str, Any], layers: Iterable[str], arch: str = "vgg19") -> dict[str, Any]:
+    """The convolutions a VGG feature extractor needs to reach ``layers`` (``relu3_2`` needs conv1_1..conv3_2),
+    as numpy: a frozen network enters the step with no weight it never reads."""
+    names = vgg_lib.layer_names(arch)
+    deepest = max(names.index(n) for n in layers)
+    convs = [n.replace("relu", "conv") for n in names[: deepest + 1]]
+    return {c: jax.tree.map(np.asarray, params[c]) for c in convs}
+
+
+class NoPairHooks:
+    """Defaults for recipes without per-pair host work or pair filters (``Method.host_transform`` /
+    ``Method.pair_filter``)."""
+
+    def host_transform(self, split: str) -> None:
+        del split
+        return None
+
+    def pair_filter(self, split: str) -> None:
+        del split
+        return None
 
 
 def model_fields(config_cls: type, model: Mapping[str, Any], method: str) -> dict[str, Any]:

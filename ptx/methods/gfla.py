@@ -8,8 +8,9 @@ under the same ``flow_net`` key so the trainer carries it over) and ``disc`` (``
 * stage ``full``: disc first (LSGAN, real target vs the detached fake), then gen: 5 L1 + 5 correctness +
   2 adversarial + 0.0025 regulariser + 0.5 VGG content + 500 VGG style.
 
-The frozen VGG19 travels as a non-trained ``vgg`` collection of ``gen`` (an argument of the jitted step rather
-than an 80 MB constant inside it). Images become [-1, 1] and keypoints become sigma-6 Gaussian heatmaps on
+Each step runs the generator once (``forward``); the discriminator trains on that pass's detached image, then the
+generator's loss is taken against the updated discriminator, as the original's ``optimize_parameters``. The
+frozen VGG19 is ``frozen(stage)["vgg19"]``: an argument of the jitted step, never part of the train state. Images become [-1, 1] and keypoints become sigma-6 Gaussian heatmaps on
 device. Weights start as the original's ``init_weights('orthogonal', 0.02)``: every conv kernel orthogonal with
 gain 0.02, biases 0, norm scales 1. Metrics are the unweighted terms (the trainer adds the weighted total).
 """
@@ -23,11 +24,10 @@ from typing import Any
 import flax
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from ptx.losses import correctness, flow_regularization, gan, perceptual
-from ptx.methods.common import VGG19_FILE, model_fields, resolve_vgg, to_unit
-from ptx.methods.protocol import LossOutput, PlayerVariables
+from ptx.methods.common import VGG19_FILE, NoPairHooks, model_fields, resolve_vgg, to_unit, vgg_subset
+from ptx.methods.protocol import ENCODE_SOURCE, Frozen, LossOutput, Outputs, PlayerVariables, StateUpdates
 from ptx.models import gfla as models
 from ptx.nn import vgg as vgg_lib
 
@@ -74,10 +74,13 @@ def orthogonal_reinit(params: Any, rng: jax.Array, gain: float) -> Any:
     return flax.traverse_util.unflatten_dict(out)
 
 
-class GFLA:
+class GFLA(NoPairHooks):
     """The recipe (see ``ptx.methods.protocol.Method``)."""
 
     players = ("gen", "disc")
+    generator = "gen"
+    capabilities = frozenset({ENCODE_SOURCE})
+    sample_fields = ()
 
     def __init__(self, cfg: models.Config, options: Options):
         unknown = sorted(set(options.weights) - set(DEFAULT_WEIGHTS))
@@ -90,7 +93,7 @@ class GFLA:
         self.cfg = cfg
         self.options = options
         self.weights = {**DEFAULT_WEIGHTS, **options.weights}
-        self.generator = models.PoseGenerator(cfg)
+        self.pose_generator = models.PoseGenerator(cfg)
         self.flow_generator = models.PoseFlowNetGenerator(cfg)
         self.disc = models.ResDiscriminator(cfg)
         self.vgg_full = vgg_lib.VGG(
@@ -122,24 +125,17 @@ class GFLA:
             "target_pose": gaussian_heatmaps(batch["target_keypoints"], size, sigma, keep_outside=True),
         }
 
-    def vgg_params(self) -> dict[str, Any]:
-        """Loaded once, as numpy (so ``init`` may be traced: they enter it as constants)."""
+    def frozen(self, stage: str) -> Frozen:
+        """The VGG19 convolutions up to the deepest layer a loss reads, as numpy, loaded once."""
+        self._stage_players(stage)
         if self._vgg_params is None:
-            with jax.ensure_compile_time_eval():
-                params = resolve_vgg(
-                    self.options.vgg_path,
-                    self.options.vgg_fallback_random,
-                    needed_by="GFLA's perceptual, style and correctness losses",
-                )
-                self._vgg_params = jax.tree.map(np.asarray, params)
-        return self._vgg_params
-
-    def _vgg_state(self) -> dict[str, Any]:
-        """The VGG weights as init's output, fetched from the host when init runs: baking 80 MB of weights into
-        the traced init as constants makes XLA's compile crawl."""
-        host = self.vgg_params()
-        shapes = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), host)
-        return jax.pure_callback(lambda: host, shapes)
+            params = resolve_vgg(
+                self.options.vgg_path,
+                self.options.vgg_fallback_random,
+                needed_by="GFLA's perceptual, style and correctness losses",
+            )
+            self._vgg_params = vgg_subset(params, {*self.vgg_full.layers, *self.vgg_corr.layers})
+        return {"vgg19": self._vgg_params}
 
     def _stage_players(self, stage: str) -> tuple[str, ...]:
         if stage not in STAGES:
@@ -151,11 +147,10 @@ class GFLA:
     def init(self, rng: jax.Array, batch: Mapping[str, Any], stage: str) -> PlayerVariables:
         x = self.inputs(batch)
         g_rng, d_rng, gi_rng, di_rng = jax.random.split(rng, 4)
-        net = self.flow_generator if stage == "flow" else self.generator
+        net = self.flow_generator if stage == "flow" else self.pose_generator
         gen = dict(net.init(g_rng, x["source"], x["source_pose"], x["target_pose"]))
         if self.options.init_gain:
             gen["params"] = orthogonal_reinit(gen["params"], gi_rng, self.options.init_gain)
-        gen["vgg"] = self._vgg_state()
         out = {"gen": gen}
         if "disc" in self._stage_players(stage):
             disc = dict(self.disc.init(d_rng, x["target"]))
@@ -169,7 +164,7 @@ class GFLA:
     def _generate(self, gen_vars: Mapping[str, Any], x: Mapping[str, jax.Array]) -> dict[str, Any]:
         """Full generator when its params have the source/target nets, else the stage-1 flow net alone."""
         params = {"params": gen_vars["params"]}
-        net = self.generator if "target" in gen_vars["params"] else self.flow_generator
+        net = self.pose_generator if "target" in gen_vars["params"] else self.flow_generator
         return net.apply(params, x["source"], x["source_pose"], x["target_pose"])
 
     def _disc(self, disc_vars: Mapping[str, Any], image: jax.Array) -> tuple[jax.Array, dict[str, Any]]:
@@ -191,24 +186,42 @@ class GFLA:
 
     # ------------------------------------------------------------------------------------------ losses
 
+    def forward(
+        self, stage: str, variables: PlayerVariables, frozen: Frozen, batch: Mapping[str, Any], rng: jax.Array
+    ) -> tuple[Outputs, StateUpdates]:
+        """The stage's generator (flow net alone in ``flow``): ``{flows[, image]}``; GFLA has no train-mode state
+        or noise in its generator."""
+        del frozen, rng
+        self._stage_players(stage)
+        out = self._generate(variables["gen"], self.inputs(batch))
+        return {k: out[k] for k in ("image", "flows") if k in out}, {}
+
     def loss(
-        self, stage: str, player: str, variables: PlayerVariables, batch: Mapping[str, Any], rng: jax.Array
+        self,
+        stage: str,
+        player: str,
+        variables: PlayerVariables,
+        frozen: Frozen,
+        batch: Mapping[str, Any],
+        outputs: Outputs,
+        rng: jax.Array,
     ) -> LossOutput:
         del rng  # GFLA's losses are deterministic
         x = self.inputs(batch)
+        vgg = frozen["vgg19"]
         if stage == "flow" and player == "gen":
-            return self._flow_loss(variables, x)
+            return self._flow_loss(vgg, x, outputs)
         if stage == "full" and player == "disc":
-            return self._disc_loss(variables, x)
+            return self._disc_loss(variables, x, outputs)
         if stage == "full" and player == "gen":
-            return self._gen_loss(variables, x)
+            return self._gen_loss(variables, vgg, x, outputs)
         raise ValueError(f"GFLA has no loss for player {player!r} in stage {stage!r}")
 
-    def _flow_loss(self, variables: PlayerVariables, x) -> LossOutput:
+    def _flow_loss(self, vgg, x, outputs: Outputs) -> LossOutput:
         w = self.weights
-        flows = self._generate(variables["gen"], x)["flows"]
+        flows = outputs["flows"]
         terms = {
-            "correctness": self._correctness(variables["gen"]["vgg"], x, flows),
+            "correctness": self._correctness(vgg, x, flows),
             "regularization": self._regularization(flows),
         }
         total = (
@@ -216,19 +229,17 @@ class GFLA:
         )
         return total, (terms, {})
 
-    def _disc_loss(self, variables: PlayerVariables, x) -> LossOutput:
-        fake = jax.lax.stop_gradient(self._generate(variables["gen"], x)["image"])
+    def _disc_loss(self, variables: PlayerVariables, x, outputs: Outputs) -> LossOutput:
+        fake = jax.lax.stop_gradient(outputs["image"])
         real_logits, upd = self._disc(variables["disc"], x["target"])
         fake_logits, upd = self._disc({**variables["disc"], **upd}, fake)
         total = gan.discriminator_loss(real_logits, fake_logits, self.options.gan_mode)
         metrics = {"real_logit": jnp.mean(real_logits), "fake_logit": jnp.mean(fake_logits)}
         return total, (metrics, {"disc": upd})
 
-    def _gen_loss(self, variables: PlayerVariables, x) -> LossOutput:
+    def _gen_loss(self, variables: PlayerVariables, vgg, x, outputs: Outputs) -> LossOutput:
         w = self.weights
-        vgg = variables["gen"]["vgg"]
-        out = self._generate(variables["gen"], x)
-        fake, flows = out["image"], out["flows"]
+        fake, flows = outputs["image"], outputs["flows"]
         logits, disc_upd = self._disc(variables["disc"], fake)
         real_feats = jax.tree.map(jax.lax.stop_gradient, self.vgg_full.apply({"params": vgg}, x["target"]))
         fake_feats = self.vgg_full.apply({"params": vgg}, fake)
@@ -245,7 +256,9 @@ class GFLA:
 
     # ------------------------------------------------------------------------------------------ predict
 
-    def predict(self, variables: PlayerVariables, batch: Mapping[str, Any]) -> dict[str, jax.Array]:
+    def predict(
+        self, variables: PlayerVariables, batch: Mapping[str, Any], rng: jax.Array | None = None
+    ) -> dict[str, jax.Array]:
         """{image, warped, flow0.., mask0..} (deepest first); stage-1 params give image = warped.
 
         ``warped`` is the source image warped by the finest flow (the stage-1 result). Flows and masks come as
@@ -266,7 +279,7 @@ class GFLA:
             return None
         source = to_unit(batch["source_image"])
         params = {"params": variables["gen"]["params"]}
-        return self.generator.apply(params, source, method=models.PoseGenerator.encode_source)
+        return self.pose_generator.apply(params, source, method=models.PoseGenerator.encode_source)
 
     def predict_from_source(
         self, variables: PlayerVariables, feats: Any, batch: Mapping[str, Any]
@@ -278,7 +291,7 @@ class GFLA:
         b = x["source"].shape[0]
         feats = jax.tree.map(lambda f: jnp.broadcast_to(f, (b, *f.shape[1:])), feats)
         params = {"params": variables["gen"]["params"]}
-        out = self.generator.apply(
+        out = self.pose_generator.apply(
             params,
             feats,
             x["source"],

@@ -16,11 +16,10 @@ original scales the D loss by lambda_GAN too). GAN modes: ``lsgan`` (fashion) or
 (market's sigmoid + BCELoss). VGG input: [-1, 1] -> [0, 1] -> ImageNet mean/std (card section 3).
 
 Everything trains in train mode as the original: dropout on (rng ``dropout``), batch norm on batch statistics
-with running statistics updated by every forward (market). The critics are trained on a fresh train-mode
-forward of the generator (updated params, new dropout draw) rather than on the exact tensor of the G step:
-the protocol gives each player its own loss, and carrying a batch-shaped tensor in the train state would tie
-the state to one batch size. The frozen VGG19 rides along as ``gen``'s non-trained ``vgg`` collection; the image
-pools (market: 50) are the critics' ``pool`` collections.
+with running statistics updated by the step's one generator forward (market). As in the original, the generator
+runs once per step: G is updated first, then both critics train on that same fake (same dropout mask). The
+frozen VGG19 (relu1_2) is ``frozen(stage)["vgg19"]``, outside the train state; the image pools (market: 50) are
+the critics' ``pool`` collections.
 """
 
 from __future__ import annotations
@@ -31,12 +30,11 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from ptx.data.heatmaps import gaussian_heatmaps, point_maps
 from ptx.losses import gan, perceptual, pssim
-from ptx.methods.common import model_fields, resolve_vgg, to_unit
-from ptx.methods.protocol import LossOutput, PlayerVariables
+from ptx.methods.common import NoPairHooks, model_fields, resolve_vgg, to_unit, vgg_subset
+from ptx.methods.protocol import Frozen, LossOutput, Outputs, PlayerVariables, StateUpdates
 from ptx.models import patn as models
 from ptx.nn import vgg as vgg_lib
 
@@ -89,10 +87,13 @@ def image_pool(pool: Mapping[str, jax.Array], images: jax.Array, rng: jax.Array)
     return out, {"images": stored, "count": count}
 
 
-class PATN:
+class PATN(NoPairHooks):
     """The recipe (``ptx.methods.protocol.Method``)."""
 
     players = PLAYERS
+    generator = "gen"
+    capabilities = frozenset()
+    sample_fields = ()
 
     def __init__(self, cfg: models.Config, options: Options):
         self.cfg = cfg
@@ -121,17 +122,17 @@ class PATN:
         pose = jnp.concatenate([self.pose_maps(batch["source_keypoints"], size), target_pose], axis=-1)
         return {"source": source, "target": target, "pose": pose, "target_pose": target_pose}
 
-    def vgg_params(self) -> dict[str, Any]:
+    def frozen(self, stage: str = STAGE) -> Frozen:
+        """VGG19 up to relu1_2 (numpy, loaded once) when a perceptual or style term is on; else nothing."""
+        self._check_stage(stage)
+        if not (self.weights["perceptual"] or self.weights["style"]):
+            return {}
         if self._vgg_params is None:
-            with jax.ensure_compile_time_eval():
-                params = resolve_vgg(
-                    self.options.vgg_path,
-                    self.options.vgg_fallback_random,
-                    needed_by="PATN's perceptual losses",
-                )
-                self._vgg_params = {"conv1_1": params["conv1_1"], "conv1_2": params["conv1_2"]}
-                self._vgg_params = jax.tree.map(np.asarray, self._vgg_params)
-        return self._vgg_params
+            params = resolve_vgg(
+                self.options.vgg_path, self.options.vgg_fallback_random, needed_by="PATN's perceptual losses"
+            )
+            self._vgg_params = vgg_subset(params, (VGG_LAYER,))
+        return {"vgg19": self._vgg_params}
 
     # ------------------------------------------------------------------------------------------ init
 
@@ -140,8 +141,6 @@ class PATN:
         x = self.inputs(batch)
         g_rng, pp_rng, pb_rng = jax.random.split(rng, 3)
         gen = dict(self.gen.init({"params": g_rng}, x["source"], x["pose"]))
-        if self.weights["perceptual"] or self.weights["style"]:
-            gen["vgg"] = jax.tree.map(jnp.asarray, self.vgg_params())
         out = {"gen": gen}
         for player, key, cond in (
             ("disc_image", pp_rng, x["source"]),
@@ -182,27 +181,45 @@ class PATN:
 
     # ------------------------------------------------------------------------------------------ losses
 
+    def forward(
+        self, stage: str, variables: PlayerVariables, frozen: Frozen, batch: Mapping[str, Any], rng: jax.Array
+    ) -> tuple[Outputs, StateUpdates]:
+        """The step's one train-mode generator pass (dropout drawn from ``rng``): ``{image}`` and G's running
+        statistics."""
+        del frozen
+        self._check_stage(stage)
+        fake, gen_upd = self._generate(variables["gen"], self.inputs(batch), rng)
+        return {"image": fake}, {"gen": gen_upd}
+
     def loss(
-        self, stage: str, player: str, variables: PlayerVariables, batch: Mapping[str, Any], rng: jax.Array
+        self,
+        stage: str,
+        player: str,
+        variables: PlayerVariables,
+        frozen: Frozen,
+        batch: Mapping[str, Any],
+        outputs: Outputs,
+        rng: jax.Array,
     ) -> LossOutput:
         self._check_stage(stage)
         x = self.inputs(batch)
         if player == "gen":
-            return self._gen_loss(variables, x, batch, rng)
+            return self._gen_loss(variables, frozen, x, batch, outputs["image"], rng)
         if player in ("disc_image", "disc_pose"):
-            return self._disc_loss(player, variables, x, rng)
+            return self._disc_loss(player, variables, x, outputs["image"], rng)
         raise ValueError(f"PATN has players {PLAYERS}, not {player!r}")
 
-    def _gen_loss(self, variables: PlayerVariables, x, batch, rng: jax.Array) -> LossOutput:
+    def _gen_loss(
+        self, variables: PlayerVariables, frozen: Frozen, x, batch, fake, rng: jax.Array
+    ) -> LossOutput:
         w, opt = self.weights, self.options
-        g_rng, pp_rng, pb_rng = jax.random.split(rng, 3)
-        fake, gen_upd = self._generate(variables["gen"], x, g_rng)
+        pp_rng, pb_rng = jax.random.split(rng)
         target = x["target"]
         terms: dict[str, jax.Array] = {}
         if w["l1"]:
             terms["l1"] = jnp.mean(jnp.abs(fake - target))
         if w["perceptual"] or w["style"]:
-            vgg = {"params": variables["gen"]["vgg"]}
+            vgg = {"params": frozen["vgg19"]}
             feats_fake = self.vgg.apply(vgg, perceptual.vgg_input(fake, "imagenet"))
             feats_real = jax.lax.stop_gradient(self.vgg.apply(vgg, perceptual.vgg_input(target, "imagenet")))
             if w["perceptual"]:
@@ -214,7 +231,7 @@ class PATN:
         if w["pssim"]:
             masks = pssim.part_masks(batch["target_keypoints"], fake.shape[1:3])
             terms["pssim"] = 1.0 - pssim.part_ssim(fake, target, masks, opt.win_size, opt.win_sigma)
-        updates: dict[str, dict] = {"gen": gen_upd}
+        updates: dict[str, dict] = {}
         if w["gan"] and "disc_image" in variables and "disc_pose" in variables:
             adv = []
             for player, key in (("disc_pose", pb_rng), ("disc_image", pp_rng)):
@@ -225,9 +242,8 @@ class PATN:
         total = sum(w[k] * v for k, v in terms.items())
         return total, (terms, updates)
 
-    def _disc_loss(self, player: str, variables: PlayerVariables, x, rng: jax.Array) -> LossOutput:
-        g_rng, pool_rng, real_rng, fake_rng = jax.random.split(rng, 4)
-        fake, _ = self._generate(variables["gen"], x, g_rng)  # G running stats move in the G step only
+    def _disc_loss(self, player: str, variables: PlayerVariables, x, fake, rng: jax.Array) -> LossOutput:
+        pool_rng, real_rng, fake_rng = jax.random.split(rng, 3)
         cond = self._condition(player, x)
         fake_in = jax.lax.stop_gradient(jnp.concatenate([fake, cond], axis=-1))
         disc_vars = dict(variables[player])
@@ -244,7 +260,9 @@ class PATN:
 
     # ------------------------------------------------------------------------------------------ predict
 
-    def predict(self, variables: PlayerVariables, batch: Mapping[str, Any]) -> dict[str, jax.Array]:
+    def predict(
+        self, variables: PlayerVariables, batch: Mapping[str, Any], rng: jax.Array | None = None
+    ) -> dict[str, jax.Array]:
         """Eval mode (batch norm running statistics, no dropout), as the original's test.py."""
         x = self.inputs(batch)
         gen = {k: v for k, v in variables["gen"].items() if k in ("params", "batch_stats")}

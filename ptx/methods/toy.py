@@ -16,8 +16,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ptx.methods.common import model_fields, to_unit
-from ptx.methods.protocol import LossOutput, PlayerVariables
+from ptx.methods.common import NoPairHooks, model_fields, to_unit
+from ptx.methods.protocol import Frozen, LossOutput, Outputs, PlayerVariables, StateUpdates
 from ptx.nn.layers import BatchNorm, Conv2d, Dense, leaky_relu
 
 
@@ -67,10 +67,13 @@ class Critic(nn.Module):
         return Conv2d(1, 3, padding=1, dtype=dtype)(x).astype(jnp.float32)
 
 
-class ToyMethod:
+class ToyMethod(NoPairHooks):
     """The recipe (see ``ptx.methods.protocol.Method``)."""
 
     players = ("gen", "disc")
+    generator = "gen"
+    capabilities = frozenset()
+    sample_fields = ()
 
     def __init__(
         self, cfg: Config, loss_weights: dict[str, float], stage_players: dict[str, tuple[str, ...]]
@@ -100,22 +103,40 @@ class ToyMethod:
             return self.gen.apply(variables["gen"], source, pose, train=True, mutable=["batch_stats"])
         return self.gen.apply(variables["gen"], source, pose, train=False), {}
 
+    def frozen(self, stage: str) -> Frozen:
+        del stage
+        return {}
+
+    def forward(
+        self, stage: str, variables: PlayerVariables, frozen: Frozen, batch: dict[str, Any], rng: jax.Array
+    ) -> tuple[Outputs, StateUpdates]:
+        del stage, frozen, rng
+        source, pose, _ = self._inputs(batch)
+        fake, updates = self._generate(variables, source, pose, train=True)
+        return {"image": fake}, {"gen": dict(updates)}
+
     def loss(
-        self, stage: str, player: str, variables: PlayerVariables, batch: dict[str, Any], rng: jax.Array
+        self,
+        stage: str,
+        player: str,
+        variables: PlayerVariables,
+        frozen: Frozen,
+        batch: dict[str, Any],
+        outputs: Outputs,
+        rng: jax.Array,
     ) -> LossOutput:
-        source, pose, target = self._inputs(batch)
+        _, _, target = self._inputs(batch)
+        fake = outputs["image"]
         with_gan = "disc" in variables and self.weights["gan"] != 0
         if player == "gen":
-            fake, updates = self._generate(variables, source, pose, train=True)
             terms = {"l1": self.weights["l1"] * jnp.mean(jnp.abs(fake - target))}
             if with_gan:
                 noise = self.cfg.noise * jax.random.normal(rng, fake.shape)
                 terms["gan"] = self.weights["gan"] * jnp.mean(
                     (self.disc.apply(variables["disc"], fake + noise) - 1) ** 2
                 )
-            return sum(terms.values()), (terms, {"gen": dict(updates)})
+            return sum(terms.values()), (terms, {})
         if player == "disc":
-            fake, _ = self._generate(variables, source, pose, train=False)
             fake = jax.lax.stop_gradient(fake)
             both = jnp.concatenate([target, fake]) + self.cfg.noise * jax.random.normal(
                 rng, (2 * fake.shape[0], *fake.shape[1:])
@@ -126,7 +147,9 @@ class ToyMethod:
             return 0.5 * self.weights["gan"] * (terms["real"] + terms["fake"]), (terms, {})
         raise ValueError(f"toy method has players {self.players}, not {player!r}")
 
-    def predict(self, variables: PlayerVariables, batch: dict[str, Any]) -> dict[str, jax.Array]:
+    def predict(
+        self, variables: PlayerVariables, batch: dict[str, Any], rng: jax.Array | None = None
+    ) -> dict[str, jax.Array]:
         source, pose, _ = self._inputs(batch)
         return {"image": self._generate(variables, source, pose, train=False)[0]}
 

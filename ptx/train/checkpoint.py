@@ -56,6 +56,28 @@ class Checkpointer:
             items["data_iter"] = grain.checkpoint.CheckpointRestore(data_iter)
         return self.manager.restore(step, args=ocp.args.Composite(**items))["state"]
 
+    def quarantine(self, step: int, reason: str) -> pathlib.Path:
+        """Move checkpoint ``step`` aside (``<step>.corrupt``, never deleted) so the previous one is the latest.
+
+        The user keeps the files to inspect; Orbax no longer lists the step (its name is not a number).
+        """
+        self.manager.wait_until_finished()
+        src = self.directory / str(step)
+        dst = self.directory / f"{step}.corrupt"
+        n = 1
+        while dst.exists():
+            n += 1
+            dst = self.directory / f"{step}.corrupt{n}"
+        if jax.process_index() == 0 and src.exists():
+            src.rename(dst)
+            (dst / "WHY.txt").write_text(reason + "\n")
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            multihost_utils.sync_global_devices(f"ptx_quarantine_{step}")
+        self.manager.reload()
+        return dst
+
     def wait(self) -> None:
         """Block until the pending async save is committed."""
         self.manager.wait_until_finished()

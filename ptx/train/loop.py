@@ -38,6 +38,27 @@ class NonFiniteLossError(FloatingPointError):
     """A loss or metric went NaN/inf; the message names the stage, the step and the terms."""
 
 
+class _UnreadableCheckpoint(Exception):
+    """Restoring checkpoint ``step`` failed; the run moves it aside and resumes from the one before."""
+
+    def __init__(self, step: int, cause: BaseException):
+        super().__init__(
+            f"checkpoint {step}: {type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}"
+        )
+        self.step = step
+
+
+def _restore(ckpt: checkpoint.Checkpointer, step: int, setup: StageSetup, data_iter):
+    try:
+        return ckpt.restore(step, setup.abstract, setup.shardings, data_iter)
+    except Exception as e:  # noqa: BLE001 - any failure to read a checkpoint means: try the previous one
+        raise _UnreadableCheckpoint(step, e) from e
+
+
+# Resume gives up after this many unreadable checkpoints in a row (a systematic problem, not a torn file).
+MAX_UNREADABLE = 3
+
+
 @dataclasses.dataclass
 class RunResult:
     status: str  # "finished" | "preempted"
@@ -58,18 +79,37 @@ def pipeline_loader_factory(data_cfg) -> LoaderFactory:
     return make
 
 
-def stages_from_config(config) -> list[tuple[Stage, tuple[str, ...]]]:
-    """``config.stages`` as (Stage, frozen players); names must be unique and steps non-negative."""
+@dataclasses.dataclass(frozen=True)
+class StageSpec:
+    """A stage as the trainer runs it: the Stage, its frozen players, its global batch size and optimizers'
+    settings (the stage's own, else the config's top-level ``data.batch_size`` / ``optim``)."""
+
+    stage: Stage
+    frozen: tuple[str, ...]
+    batch_size: int
+    optim: Any  # {player: optimizer ConfigDict}
+
+
+def stages_from_config(config) -> list[StageSpec]:
+    """``config.stages`` as StageSpecs; names must be unique, steps and batch sizes sensible."""
     out, seen = [], set()
     if not config.stages:
         raise ValueError("config.stages is empty: list at least one {name, num_steps, players}")
-    for s in config.stages:
+    for i, s in enumerate(config.stages):
+        where = f"config.stages[{i}] ({s.get('name', '?')!r})"
         if s.name in seen:
-            raise ValueError(f"config.stages: stage name {s.name!r} repeats")
+            raise ValueError(f"{where}: stage name {s.name!r} repeats")
         if s.num_steps < 0:
-            raise ValueError(f"config.stages: stage {s.name!r} has num_steps {s.num_steps} < 0")
+            raise ValueError(f"{where}: num_steps {s.num_steps} < 0")
         seen.add(s.name)
-        out.append((Stage(s.name, int(s.num_steps), tuple(s.players)), tuple(s.get("freeze", ()))))
+        batch_size = int(s.get("batch_size", 0) or config.data.batch_size)
+        if batch_size <= 0:
+            raise ValueError(
+                f"{where}: batch size {batch_size} must be positive (stage batch_size or data.batch_size)"
+            )
+        optim = {**dict(config.optim), **dict(s.get("optim", None) or {})}
+        stage = Stage(s.name, int(s.num_steps), tuple(s.players))
+        out.append(StageSpec(stage, tuple(s.get("freeze", ())), batch_size, optim))
     return out
 
 
@@ -101,14 +141,19 @@ class StageSetup:
     stage: Stage
     index: int
     offset: int  # global steps done before this stage
+    batch_size: int  # global
     loader: Iterable
     example: dict[str, np.ndarray]  # a host batch (for shapes and image grids)
     abstract: Any
     shardings: Any
     init: Callable[[], tstate.TrainState]
-    train_step: Any
+    train_step: Any  # jitted (state, frozen, batch) -> (state, metrics), state donated
+    frozen: Any  # the method's frozen networks on the devices, replicated
     batch_sharding: Any
     factory: LoaderFactory
+
+    def step(self, state: tstate.TrainState, batch: dict[str, Any]):
+        return self.train_step(state, self.frozen, batch)
 
 
 def _zeros_batch(shapes: dict[str, jax.ShapeDtypeStruct]) -> dict[str, jax.Array]:
@@ -122,15 +167,15 @@ def setup_stage(
     factory: LoaderFactory,
     index: int,
     offset: int,
-    stage: Stage,
-    frozen: tuple[str, ...],
+    spec: StageSpec,
 ) -> StageSetup:
+    stage = spec.stage
     n_proc = jax.process_count()
-    global_batch = int(config.data.batch_size)
+    global_batch = spec.batch_size
     data_size = mesh.shape.get("data", 1)
     if global_batch % n_proc or global_batch % data_size:
         raise ValueError(
-            f"config.data.batch_size {global_batch} must divide by the process count {n_proc} and "
+            f"stage {stage.name!r}: batch size {global_batch} must divide by the process count {n_proc} and "
             f"the mesh's data axis {data_size}"
         )
     loader = factory(
@@ -144,7 +189,7 @@ def setup_stage(
     )
     example = sharding.device_batch(next(iter(loader)))
     shapes = sharding.global_batch_shapes(example)
-    txs = optim.make_optimizers(config.optim, [p for p in stage.players if p not in frozen])
+    txs = optim.make_optimizers(spec.optim, [p for p in stage.players if p not in spec.frozen])
     seed = int(config.seed)
 
     def init():
@@ -156,10 +201,11 @@ def setup_stage(
     abstract = jax.eval_shape(init)
     shardings = sharding.state_shardings(abstract, mesh, config.sharding)
     batch_sh = sharding.batch_sharding(mesh)
+    frozen = jax.device_put(method.frozen(stage.name), sharding.replicated(mesh))
     step_fn = make_train_step(method, stage, txs)
     train_step = jax.jit(
         step_fn,
-        in_shardings=(shardings, batch_sh),
+        in_shardings=(shardings, sharding.replicated(mesh), batch_sh),
         out_shardings=(shardings, sharding.replicated(mesh)),
         donate_argnums=0,
     )
@@ -167,12 +213,14 @@ def setup_stage(
         stage,
         index,
         offset,
+        global_batch,
         loader,
         example,
         abstract,
         shardings,
         jax.jit(init, out_shardings=shardings),
         train_step,
+        frozen,
         batch_sh,
         factory,
     )
@@ -231,22 +279,52 @@ def run(config, workdir: str | pathlib.Path, *, loader_factory: LoaderFactory | 
     mesh = sharding.make_mesh(config.mesh)
     factory = loader_factory or pipeline_loader_factory(config.data)
     stages = stages_from_config(config)
-    offsets = np.cumsum([0] + [s.num_steps for s, _ in stages]).tolist()
+    offsets = np.cumsum([0] + [s.stage.num_steps for s in stages]).tolist()
     ckpt = checkpoint.Checkpointer(
         workdir / "checkpoints", keep=config.ckpt.keep, async_save=config.ckpt.async_save
     )
     writer = tlog.MetricWriter(workdir, tensorboard=config.log.get("tensorboard", True))
     logging.info("mesh %s over %d devices, %d process(es)", dict(mesh.shape), mesh.size, jax.process_count())
 
+    try:
+        for attempt in range(MAX_UNREADABLE + 1):
+            try:
+                return _run_from_latest(config, workdir, method, mesh, factory, stages, offsets, ckpt, writer)
+            except _UnreadableCheckpoint as e:
+                if attempt == MAX_UNREADABLE:
+                    raise RuntimeError(
+                        f"{MAX_UNREADABLE + 1} checkpoints in a row under {ckpt.directory} could not be "
+                        f"restored; the last: {e}"
+                    ) from e
+                moved = ckpt.quarantine(e.step, str(e))
+                logging.warning("%s; moved aside to %s, resuming from the previous checkpoint", e, moved)
+        raise AssertionError("unreachable")
+    finally:
+        ckpt.close()
+        writer.close()
+
+
+def _latest_meta(ckpt: checkpoint.Checkpointer) -> tuple[int | None, dict | None]:
     latest = ckpt.latest_step()
-    meta = ckpt.meta(latest) if latest is not None else None
+    if latest is None:
+        return None, None
+    try:
+        return latest, ckpt.meta(latest)
+    except Exception as e:  # noqa: BLE001
+        raise _UnreadableCheckpoint(latest, e) from e
+
+
+def _run_from_latest(config, workdir, method, mesh, factory, stages, offsets, ckpt, writer) -> RunResult:
+    """Every stage from the latest checkpoint on (or from scratch); raises _UnreadableCheckpoint before any
+    training when the checkpoint it resumes from cannot be read."""
+    latest, meta = _latest_meta(ckpt)
     start_index = 0
     if meta is not None:
         start_index = int(meta["stage_index"])
-        if start_index >= len(stages) or stages[start_index][0].name != meta["stage"]:
+        if start_index >= len(stages) or stages[start_index].stage.name != meta["stage"]:
             raise ValueError(
                 f"checkpoint {latest} in {ckpt.directory} is from stage {meta['stage']!r} (index "
-                f"{start_index}), which this config's stages {[s.name for s, _ in stages]} lack"
+                f"{start_index}), which this config's stages {[s.stage.name for s in stages]} lack"
             )
         logging.info(
             "resuming from checkpoint %d (stage %s, step %d)", latest, meta["stage"], meta["stage_step"]
@@ -254,47 +332,41 @@ def run(config, workdir: str | pathlib.Path, *, loader_factory: LoaderFactory | 
 
     previous: dict[str, Any] | None = None
     result = None
-    try:
-        with _StopFlag() as stop:
-            for index, (stage, frozen) in enumerate(stages):
-                if index < start_index:
-                    continue
-                setup = setup_stage(config, method, mesh, factory, index, offsets[index], stage, frozen)
-                resume = meta is not None and index == start_index
-                if resume and int(meta["stage_step"]) >= stage.num_steps:
-                    st = ckpt.restore(latest, setup.abstract, setup.shardings, None)
-                    logging.info("stage %s already finished", stage.name)
-                    previous = st.variables()
-                    continue
-                result = _run_stage(
-                    config,
-                    setup,
-                    method,
-                    ckpt,
-                    writer,
-                    stop,
-                    previous,
-                    (latest, meta) if resume else None,
-                )
-                if result.status != "finished":
-                    return result
-                previous = result.final_variables
-            if result is None:
-                result = _Outcome(
-                    "finished", stages[-1][0].name, stages[-1][0].num_steps, offsets[-1], {}, None
-                )
-            metrics = {"train": result.metrics, "stage": result.stage, "global_step": result.global_step}
-            if config.get("evals"):
-                variables = previous if previous is not None else result.final_variables
-                metrics["eval"] = evaluation.run_evals(config, method, mesh, variables, factory)
-                writer.scalars(result.global_step, {f"eval/{k}": v for k, v in metrics["eval"].items()})
-            tlog.write_json(workdir / "metrics.json", metrics)
-            return RunResult(
-                result.status, result.stage, result.stage_step, result.global_step, result.metrics
+    with _StopFlag() as stop:
+        for index, spec in enumerate(stages):
+            stage = spec.stage
+            if index < start_index:
+                continue
+            setup = setup_stage(config, method, mesh, factory, index, offsets[index], spec)
+            resume = meta is not None and index == start_index
+            if resume and int(meta["stage_step"]) >= stage.num_steps:
+                st = _restore(ckpt, latest, setup, None)
+                logging.info("stage %s already finished", stage.name)
+                previous = st.variables()
+                continue
+            result = _run_stage(
+                config,
+                setup,
+                method,
+                ckpt,
+                writer,
+                stop,
+                previous,
+                (latest, meta) if resume else None,
             )
-    finally:
-        ckpt.close()
-        writer.close()
+            if result.status != "finished":
+                return result
+            previous = result.final_variables
+        if result is None:
+            last = stages[-1].stage
+            result = _Outcome("finished", last.name, last.num_steps, offsets[-1], {}, None)
+        metrics = {"train": result.metrics, "stage": result.stage, "global_step": result.global_step}
+        if config.get("evals"):
+            variables = previous if previous is not None else result.final_variables
+            metrics["eval"] = evaluation.run_evals(config, method, mesh, variables, factory)
+            writer.scalars(result.global_step, {f"eval/{k}": v for k, v in metrics["eval"].items()})
+        tlog.write_json(workdir / "metrics.json", metrics)
+        return RunResult(result.status, result.stage, result.stage_step, result.global_step, result.metrics)
 
 
 @dataclasses.dataclass
@@ -317,7 +389,7 @@ def _run_stage(
     data_iter = iter(setup.loader)
     if resume is not None:
         step0, meta = resume
-        st = ckpt.restore(step0, setup.abstract, setup.shardings, data_iter)
+        st = _restore(ckpt, step0, setup, data_iter)
         start = int(meta["stage_step"])
     else:
         st = setup.init()
@@ -373,7 +445,7 @@ def _run_stage(
         quiet = not (is_log or is_image or is_ckpt or is_eval or stop.set)
         with _guard(log_cfg.get("transfer_guard", ""), quiet):
             batch = sharding.device_batch(next(data_iter))
-            st, metrics = setup.train_step(st, sharding.put_batch(batch, setup.batch_sharding))
+            st, metrics = setup.step(st, sharding.put_batch(batch, setup.batch_sharding))
             pending.append(metrics)
         if is_log:
             logged = flush()
@@ -419,18 +491,18 @@ def evaluate(config, workdir: str | pathlib.Path, *, loader_factory: LoaderFacto
     mesh = sharding.make_mesh(config.mesh)
     factory = loader_factory or pipeline_loader_factory(config.data)
     stages = stages_from_config(config)
-    offsets = np.cumsum([0] + [s.num_steps for s, _ in stages]).tolist()
+    offsets = np.cumsum([0] + [s.stage.num_steps for s in stages]).tolist()
     ckpt = checkpoint.Checkpointer(workdir / "checkpoints", keep=config.ckpt.keep, async_save=False)
     try:
         latest = ckpt.latest_step()
         if latest is not None:
             index = int(ckpt.meta(latest)["stage_index"])
-            setup = setup_stage(config, method, mesh, factory, index, offsets[index], *stages[index])
+            setup = setup_stage(config, method, mesh, factory, index, offsets[index], stages[index])
             variables = ckpt.restore(latest, setup.abstract, setup.shardings, None).variables()
             source = f"checkpoint {latest}"
         elif config.get("init_from"):
             index = len(stages) - 1
-            setup = setup_stage(config, method, mesh, factory, index, offsets[index], *stages[index])
+            setup = setup_stage(config, method, mesh, factory, index, offsets[index], stages[index])
             variables = _carry(
                 setup, setup.init(), _init_from(config.init_from), config.init_from
             ).variables()
