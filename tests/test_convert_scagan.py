@@ -79,10 +79,11 @@ def test_official_isnet_and_critics_convert_exactly(official):
     cfg, players = convert.convert({"isnet": isnet, **critics})
     assert cfg == scagan.VARIANTS["fashion"]
     counts = official["param_counts"]
-    assert _n_params(players["pct"]) == counts["pctnet_generator"]
-    assert _n_params(players["gen"]) == counts["isnet_generator_trainable_excluding_frozen_pctnet"]
-    assert _n_params(players["pct_disc_pose"]) == counts["D_PB_pct"]
-    assert _n_params(players["pct_disc_image"]) == counts["D_PP_pct"]
+    assert _n_params(players["gen"]) == counts["isnet_generator_total"]
+    pct = {"params": players["gen"]["params"]["edge_generator"]}
+    assert _n_params(pct) == counts["pctnet_generator"]
+    assert _n_params(players["edge_disc_pose"]) == counts["D_PB_pct"]
+    assert _n_params(players["edge_disc_image"]) == counts["D_PP_pct"]
     assert players["disc_pose"]["params"]["encoder"]["Conv2d_0"]["kernel"].shape == (7, 7, 21, 64)
     exported = convert.export(cfg, players)
     _assert_same_state_dict(exported["isnet"], isnet)
@@ -94,7 +95,8 @@ def test_official_pctnet_converts_exactly(official):
     pct = _random_state_dict(official["pctnet_generator"], 3)
     cfg, players = convert.convert({"pctnet": pct})
     assert [getattr(cfg, f) for f in convert.PCT_FIELDS] == [64, 6, 2, 18, 1]
-    assert _n_params(players["pct"]) == official["param_counts"]["pctnet_generator"]
+    assert list(players["gen"]["params"]) == ["edge_generator"]
+    assert _n_params(players["gen"]) == official["param_counts"]["pctnet_generator"]
     _assert_same_state_dict(convert.export(cfg, players)["pctnet"], pct)
 
 
@@ -107,7 +109,7 @@ def test_pctnet_file_must_match_the_one_embedded_in_the_isnet(golden_dir):
         if key.endswith(("running_mean", "running_var")):
             pct[key] = pct[key] + 1.0
     _, players = convert.convert({"pctnet": pct, "isnet": isnet})
-    stats = players["pct"]["batch_stats"]["encoder"]["Norm_0"]["BatchNorm_0"]["mean"]
+    stats = players["gen"]["batch_stats"]["edge_generator"]["encoder"]["Norm_0"]["BatchNorm_0"]["mean"]
     np.testing.assert_array_equal(stats, isnet[prefix + "prepro.2.running_mean"])  # the IS-Net file's win
     pct["prepro.1.weight"] = pct["prepro.1.weight"] + 1e-3
     with pytest.raises(ConversionError, match="differ from the PCT-Net embedded"):

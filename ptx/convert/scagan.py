@@ -8,10 +8,11 @@ The original trains two runs, each saving ``latest_netG.pth``, ``latest_netD_PB.
   statistics that drifted during IS-Net training, ``enc_style.*`` (every tensor twice: ``enc_style.model.N``
   aliases ``head_0`` / ``down_{N-1}``), ``fc``, seven DeBlks, ``conv_img``) and its two critics.
 
-Roles (``ROLES``) map the files to the players of ``ptx.methods.scagan``. The IS-Net file fills both ``gen``
-(everything but the PCT-Net) and ``pct`` (its embedded PCT-Net, weights and running statistics: what the
-original's test uses); a PCT-Net file given too must hold the same weights (its statistics may differ and are
-not used). The model ``Config`` is inferred from names and shapes; the decoder's latent size is known only as
+Roles (``ROLES``) map the files to the players of ``ptx.methods.scagan``. Player ``gen`` is the ptx ``ISNet``
+whose ``edge_generator`` is the PCT-Net: the IS-Net file fills all of it, with the embedded PCT-Net's weights
+and running statistics (what the original's test uses); a PCT-Net file alone fills only ``edge_generator``
+(what the recipe's first stage trains); given with the IS-Net file it must hold the same weights (its
+statistics may differ and are not used). The model ``Config`` is inferred from names and shapes; the decoder's latent size is known only as
 the product ``fc`` outputs / (8 nf), so it is checked against the config's (default: 256x176 images).
 
     python -m ptx.convert scagan --isnet latest_netG.pth [--disc-pose ...] [--disc-image ...] --out DIR
@@ -47,13 +48,14 @@ from ptx.models import scagan as model
 StateDict = Mapping[str, Any]
 
 ROLES: dict[str, str] = {
-    "pctnet": "pct",  # scagan_pctnet/latest_netG.pth
-    "pctnet_disc_pose": "pct_disc_pose",  # scagan_pctnet/latest_netD_PB.pth: cat(edge, target pose)
-    "pctnet_disc_image": "pct_disc_image",  # scagan_pctnet/latest_netD_PP.pth: cat(edge, source edge)
-    "isnet": "gen",  # IS-Net latest_netG.pth (also fills "pct" from its embedded PCT-Net)
+    "pctnet": "gen",  # scagan_pctnet/latest_netG.pth -> gen's edge_generator only
+    "pctnet_disc_pose": "edge_disc_pose",  # scagan_pctnet/latest_netD_PB.pth: cat(edge, target pose)
+    "pctnet_disc_image": "edge_disc_image",  # scagan_pctnet/latest_netD_PP.pth: cat(edge, source edge)
+    "isnet": "gen",  # IS-Net latest_netG.pth: the whole gen, PCT-Net included
     "disc_pose": "disc_pose",  # IS-Net latest_netD_PB.pth: cat(image, target pose)
     "disc_image": "disc_image",  # IS-Net latest_netD_PP.pth: cat(image, source image)
 }
+EDGE = ("edge_generator",)  # where the PCT-Net sits in gen
 PCT_IN_ISNET = "edge_generator.model_edge"
 DECODER_NAMES = {"head_0": "head_0", "middle_0": "G_middle_0", "middle_1": "G_middle_1"} | {
     f"up_{i}": f"up_{i}" for i in range(4)
@@ -238,12 +240,11 @@ def _abstract(cfg: model.Config, kind: str, in_channels: int = 0) -> dict:
         return jax.eval_shape(model.Discriminator(cfg).init, key, x)
     s = 4 * 2**cfg.edge_downsampling
     edge, pose = jnp.zeros((1, s, s, cfg.edge_nc)), jnp.zeros((1, s, s, cfg.pose_nc))
-    if kind == "pctnet":
-        return jax.eval_shape(model.PCTNet(cfg).init, key, edge, pose, pose)
-    image, z = jnp.zeros((1, h, w, cfg.image_nc)), jnp.zeros((1, cfg.z_dim))
     net = model.ISNet(cfg)
-    full = jax.eval_shape(lambda: net.init(key, image, edge, pose, pose, z))
-    return {"params": {k: v for k, v in full["params"].items() if k != "edge_generator"}}
+    if kind == "pctnet":
+        return jax.eval_shape(lambda: net.init(key, edge, pose, pose, method=model.ISNet.transfer_edges))
+    image, z = jnp.zeros((1, h, w, cfg.image_nc)), jnp.zeros((1, cfg.z_dim))
+    return jax.eval_shape(lambda: net.init(key, image, edge, pose, pose, z))
 
 
 def _check_fields(role: str, cfg: model.Config, fields: Mapping[str, Any]) -> None:
@@ -305,26 +306,18 @@ def convert(
     for role, sd in sds.items():
         what = f"{role} state dict"
         if role == "isnet":
-            pct_keys = {k: v for k, v in sd.items() if k.startswith(PCT_IN_ISNET + ".")}
-            rest = {k: v for k, v in sd.items() if k not in pct_keys}
-            players["pct"], _ = apply_rules(
-                pct_keys,
-                pct_rules(cfg, PCT_IN_ISNET),
-                expected=_abstract(cfg, "pctnet"),
-                ignore=_ignored,
-                what=what,
-            )
+            rules = pct_rules(cfg, PCT_IN_ISNET, EDGE) + isnet_rules(cfg)
             players["gen"], _ = apply_rules(
-                rest, isnet_rules(cfg), expected=_abstract(cfg, "isnet"), what=what
+                sd, rules, expected=_abstract(cfg, "isnet"), ignore=_ignored, what=what
             )
         elif role == "pctnet":
-            pct, _ = apply_rules(
-                sd, pct_rules(cfg), expected=_abstract(cfg, "pctnet"), ignore=_ignored, what=what
+            gen, _ = apply_rules(
+                sd, pct_rules(cfg, "", EDGE), expected=_abstract(cfg, "pctnet"), ignore=_ignored, what=what
             )
             if "isnet" in sds:
-                _check_same_weights(pct, sds, cfg)
+                _check_same_weights(gen, sds["isnet"], cfg)
             else:
-                players["pct"] = pct
+                players["gen"] = gen
         else:
             _, in_ch = infer_disc_fields(sd)
             players[ROLES[role]], _ = apply_rules(
@@ -333,11 +326,11 @@ def convert(
     return cfg, players
 
 
-def _check_same_weights(pct: dict, sds: Mapping[str, dict], cfg: model.Config) -> None:
+def _check_same_weights(pct: dict, isnet: StateDict, cfg: model.Config) -> None:
     """The IS-Net's embedded PCT-Net is the PCT-Net file's network (its statistics may have drifted)."""
     embedded, _ = apply_rules(
-        {k: v for k, v in sds["isnet"].items() if k.startswith(PCT_IN_ISNET + ".")},
-        pct_rules(cfg, PCT_IN_ISNET),
+        {k: v for k, v in isnet.items() if k.startswith(PCT_IN_ISNET + ".")},
+        pct_rules(cfg, PCT_IN_ISNET, EDGE),
         ignore=_ignored,
     )
     a, b = jax.tree.leaves(pct["params"]), jax.tree.leaves(embedded["params"])
@@ -346,23 +339,19 @@ def _check_same_weights(pct: dict, sds: Mapping[str, dict], cfg: model.Config) -
 
 
 def export(cfg: model.Config, players: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, np.ndarray]]:
-    """{player: variables} -> {role: official state dict} (``gen`` + ``pct`` give the whole IS-Net file)."""
+    """{player: variables} -> {role: official state dict}: ``gen`` becomes the IS-Net file when it holds more
+    than the PCT-Net, else the PCT-Net file."""
     out: dict[str, dict[str, np.ndarray]] = {}
-
-    def bn_counters(sd: dict, prefix: str = "") -> dict:
+    if "gen" in players:
+        gen = players["gen"]
+        full = set(gen["params"]) - set(EDGE)
+        role, prefix = ("isnet", PCT_IN_ISNET) if full else ("pctnet", "")
+        sd = export_state_dict(gen, pct_rules(cfg, prefix, EDGE) + (isnet_rules(cfg) if full else []))
         for key in [k for k in sd if k.endswith(".running_mean")]:
             sd[key[: -len("running_mean")] + "num_batches_tracked"] = np.zeros((), np.int64)
-        return sd
-
-    if "gen" in players:
-        if "pct" not in players:
-            raise ConversionError("exporting the IS-Net needs the 'pct' player too (it embeds the PCT-Net)")
-        sd = export_state_dict(players["pct"], pct_rules(cfg, PCT_IN_ISNET))
-        out["isnet"] = bn_counters(sd) | export_state_dict(players["gen"], isnet_rules(cfg))
-    elif "pct" in players:
-        out["pctnet"] = bn_counters(export_state_dict(players["pct"], pct_rules(cfg)))
+        out[role] = sd
     for role, player in ROLES.items():
-        if role not in ("pctnet", "isnet") and player in players:
+        if player != "gen" and player in players:
             out[role] = export_state_dict(players[player], disc_rules(cfg))
     return out
 
@@ -371,7 +360,11 @@ def export(cfg: model.Config, players: Mapping[str, Mapping[str, Any]]) -> dict[
 # Golden parity (ptx.tools.check_golden).
 
 # fixture output name -> (intermediates path in the ptx model, or None for a returned array)
-_PCT_OUTPUTS = {"fake_EP2": None, "encoder": ("encoded",), "residual": ("residual",)}
+_PCT_OUTPUTS = {
+    "fake_EP2": None,
+    "encoder": ("edge_generator", "encoded"),
+    "residual": ("edge_generator", "residual"),
+}
 _ISNET_OUTPUTS = {
     "fake_EP2": None,
     "image": None,
@@ -421,19 +414,17 @@ def run_golden(
     edge, pose, shifted = (_nhwc(arrays[f"input/input_{n}"]) for n in ("EP1", "BP2", "BEP2"))
     if _kind(sd) == "pctnet":
         cfg, players = convert({"pctnet": sd})
-        net, table = model.PCTNet(cfg), _PCT_OUTPUTS
-        out, state = jax.jit(lambda v, *a: net.apply(v, *a, mutable=["intermediates"]))(
-            players["pct"], edge, pose, shifted
-        )
+        net, table = model.ISNet(cfg), _PCT_OUTPUTS
+        fn = functools.partial(net.apply, mutable=["intermediates"], method=model.ISNet.transfer_edges)
+        out, state = jax.jit(fn)(players["gen"], edge, pose, shifted)
         returned = {"fake_EP2": out["edge"]}
     elif _kind(sd) == "isnet":
         cfg = _fixture_config(sd, meta, arrays["input/input_P1"].shape[2])
         cfg, players = convert({"isnet": sd}, cfg)
         net, table = model.ISNet(cfg), _ISNET_OUTPUTS
-        variables = model.isnet_variables(players["gen"], players["pct"])
         image, z = _nhwc(arrays["input/input_P1"]), jnp.asarray(arrays["input/z"])
         out, state = jax.jit(lambda v, *a: net.apply(v, *a, mutable=["intermediates"]))(
-            variables, image, edge, pose, shifted, z
+            players["gen"], image, edge, pose, shifted, z
         )
         returned = {"fake_EP2": out["edge"], "image": out["image"]}
     else:

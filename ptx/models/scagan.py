@@ -26,8 +26,7 @@ residual outputs ``encoded`` / ``residual``, the ``style`` map, the ``fc`` outpu
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
 
 import flax.linen as nn
 import jax
@@ -250,8 +249,11 @@ class ContentStyleBlock(nn.Module):
 class ISNet(nn.Module):
     """``CSGenerator``: frozen PCT-Net edges + style map + z -> image.
 
-    ``__call__`` runs the whole original forward; ``synthesize`` the part after the PCT-Net (the recipe runs
-    the PCT-Net as its own, frozen, player). Both return {"image", "style"} (+ "edge" for ``__call__``).
+    ``__call__`` runs the whole original forward -> {"edge", "image", "style"}. ``transfer_edges`` runs the
+    PCT-Net alone (-> {"edge"}; initialised through it, the variables hold only ``edge_generator``: the recipe's
+    first stage trains exactly the subtree the second stage carries over and freezes); ``synthesize`` runs the
+    rest from given edges. The PCT-Net's output is ``stop_gradient``-ed in ``__call__``: it is frozen there, so
+    its parameters get exactly zero gradient, as ``requires_grad_(False)`` gives in the original.
     """
 
     config: Config
@@ -276,9 +278,15 @@ class ISNet(nn.Module):
         *,
         edge_batch_stats: bool = False,
     ) -> dict[str, jax.Array]:
-        edge = self.edge_generator(source_edge, target_pose, shifted_edges, train=edge_batch_stats)["edge"]
+        edge = self.transfer_edges(source_edge, target_pose, shifted_edges, train=edge_batch_stats)["edge"]
         edge = jax.lax.stop_gradient(edge)  # the PCT-Net is frozen: nothing upstream of it trains
         return {"edge": edge, **self.synthesize(source_image, target_pose, edge, z)}
+
+    def transfer_edges(
+        self, source_edge: jax.Array, target_pose: jax.Array, shifted_edges: jax.Array, *, train: bool = False
+    ) -> dict[str, jax.Array]:
+        """The PCT-Net: {"edge": target edge map}; ``train`` = batch statistics in its batch norm."""
+        return self.edge_generator(source_edge, target_pose, shifted_edges, train=train)
 
     def synthesize(
         self, source_image: jax.Array, target_pose: jax.Array, edge: jax.Array, z: jax.Array
@@ -300,14 +308,6 @@ class ISNet(nn.Module):
                 x = jax.image.resize(x, (x.shape[0], *next(sizes), x.shape[-1]), "linear")
         image = jnp.tanh(self.conv_img(layers.leaky_relu(x)))
         return {"image": image, "style": style}
-
-
-def isnet_variables(gen: Mapping[str, Any], pct: Mapping[str, Any]) -> dict[str, Any]:
-    """``ISNet`` variables from the recipe's players: ``gen`` (everything but the PCT-Net) and ``pct``."""
-    out: dict[str, Any] = {"params": {**gen["params"], "edge_generator": pct["params"]}}
-    if "batch_stats" in pct:
-        out["batch_stats"] = {"edge_generator": pct["batch_stats"]}
-    return out
 
 
 def sample_z(cfg: Config, rng: jax.Array, batch_size: int) -> jax.Array:
