@@ -11,6 +11,7 @@ from types import ModuleType
 METHODS: dict[str, str] = {
     "gfla": "ptx.methods.gfla",
     "patn": "ptx.methods.patn",
+    "scagan": "ptx.methods.scagan",
     "toy": "ptx.methods.toy",
 }
 

@@ -55,7 +55,7 @@ ROLES: dict[str, str] = {
     "disc_pose": "disc_pose",  # IS-Net latest_netD_PB.pth: cat(image, target pose)
     "disc_image": "disc_image",  # IS-Net latest_netD_PP.pth: cat(image, source image)
 }
-EDGE = ("edge_generator",)  # where the PCT-Net sits in gen
+EDGE = (model.EDGE_GENERATOR,)  # where the PCT-Net sits in gen
 PCT_IN_ISNET = "edge_generator.model_edge"
 DECODER_NAMES = {"head_0": "head_0", "middle_0": "G_middle_0", "middle_1": "G_middle_1"} | {
     f"up_{i}": f"up_{i}" for i in range(4)
@@ -242,7 +242,7 @@ def _abstract(cfg: model.Config, kind: str, in_channels: int = 0) -> dict:
     edge, pose = jnp.zeros((1, s, s, cfg.edge_nc)), jnp.zeros((1, s, s, cfg.pose_nc))
     net = model.ISNet(cfg)
     if kind == "pctnet":
-        return jax.eval_shape(lambda: net.init(key, edge, pose, pose, method=model.ISNet.transfer_edges))
+        return model.as_isnet_variables(jax.eval_shape(model.PCTNet(cfg).init, key, edge, pose, pose))
     image, z = jnp.zeros((1, h, w, cfg.image_nc)), jnp.zeros((1, cfg.z_dim))
     return jax.eval_shape(lambda: net.init(key, image, edge, pose, pose, z))
 
@@ -360,11 +360,7 @@ def export(cfg: model.Config, players: Mapping[str, Mapping[str, Any]]) -> dict[
 # Golden parity (ptx.tools.check_golden).
 
 # fixture output name -> (intermediates path in the ptx model, or None for a returned array)
-_PCT_OUTPUTS = {
-    "fake_EP2": None,
-    "encoder": ("edge_generator", "encoded"),
-    "residual": ("edge_generator", "residual"),
-}
+_PCT_OUTPUTS = {"fake_EP2": None, "encoder": ("encoded",), "residual": ("residual",)}
 _ISNET_OUTPUTS = {
     "fake_EP2": None,
     "image": None,
@@ -414,9 +410,9 @@ def run_golden(
     edge, pose, shifted = (_nhwc(arrays[f"input/input_{n}"]) for n in ("EP1", "BP2", "BEP2"))
     if _kind(sd) == "pctnet":
         cfg, players = convert({"pctnet": sd})
-        net, table = model.ISNet(cfg), _PCT_OUTPUTS
-        fn = functools.partial(net.apply, mutable=["intermediates"], method=model.ISNet.transfer_edges)
-        out, state = jax.jit(fn)(players["gen"], edge, pose, shifted)
+        net, table = model.PCTNet(cfg), _PCT_OUTPUTS
+        fn = functools.partial(net.apply, mutable=["intermediates"])
+        out, state = jax.jit(fn)(model.edge_variables(players["gen"]), edge, pose, shifted)
         returned = {"fake_EP2": out["edge"]}
     elif _kind(sd) == "isnet":
         cfg = _fixture_config(sd, meta, arrays["input/input_P1"].shape[2])

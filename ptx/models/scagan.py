@@ -246,14 +246,17 @@ class ContentStyleBlock(nn.Module):
         return out
 
 
+EDGE_GENERATOR = "edge_generator"  # the PCT-Net's scope inside ISNet
+
+
 class ISNet(nn.Module):
     """``CSGenerator``: frozen PCT-Net edges + style map + z -> image.
 
-    ``__call__`` runs the whole original forward -> {"edge", "image", "style"}. ``transfer_edges`` runs the
-    PCT-Net alone (-> {"edge"}; initialised through it, the variables hold only ``edge_generator``: the recipe's
-    first stage trains exactly the subtree the second stage carries over and freezes); ``synthesize`` runs the
-    rest from given edges. The PCT-Net's output is ``stop_gradient``-ed in ``__call__``: it is frozen there, so
-    its parameters get exactly zero gradient, as ``requires_grad_(False)`` gives in the original.
+    ``__call__`` runs the whole original forward -> {"edge", "image", "style"}; ``synthesize`` the part after
+    the PCT-Net, from given edges. The PCT-Net's variables are the ``edge_generator`` subtree, which a top-level
+    ``PCTNet`` applies alone (the recipe's first stage trains exactly that subtree; the second carries it over).
+    Its output is ``stop_gradient``-ed here: it is frozen, so its parameters get exactly zero gradient, as
+    ``requires_grad_(False)`` gives in the original.
     """
 
     config: Config
@@ -278,15 +281,9 @@ class ISNet(nn.Module):
         *,
         edge_batch_stats: bool = False,
     ) -> dict[str, jax.Array]:
-        edge = self.transfer_edges(source_edge, target_pose, shifted_edges, train=edge_batch_stats)["edge"]
+        edge = self.edge_generator(source_edge, target_pose, shifted_edges, train=edge_batch_stats)["edge"]
         edge = jax.lax.stop_gradient(edge)  # the PCT-Net is frozen: nothing upstream of it trains
         return {"edge": edge, **self.synthesize(source_image, target_pose, edge, z)}
-
-    def transfer_edges(
-        self, source_edge: jax.Array, target_pose: jax.Array, shifted_edges: jax.Array, *, train: bool = False
-    ) -> dict[str, jax.Array]:
-        """The PCT-Net: {"edge": target edge map}; ``train`` = batch statistics in its batch norm."""
-        return self.edge_generator(source_edge, target_pose, shifted_edges, train=train)
 
     def synthesize(
         self, source_image: jax.Array, target_pose: jax.Array, edge: jax.Array, z: jax.Array
@@ -308,6 +305,16 @@ class ISNet(nn.Module):
                 x = jax.image.resize(x, (x.shape[0], *next(sizes), x.shape[-1]), "linear")
         image = jnp.tanh(self.conv_img(layers.leaky_relu(x)))
         return {"image": image, "style": style}
+
+
+def edge_variables(gen: dict) -> dict:
+    """The PCT-Net's variables (for a top-level ``PCTNet``) inside ``ISNet`` variables ``gen``."""
+    return {c: tree[EDGE_GENERATOR] for c, tree in gen.items() if EDGE_GENERATOR in tree}
+
+
+def as_isnet_variables(pct: dict) -> dict:
+    """A top-level ``PCTNet``'s variables placed where ``ISNet`` keeps them."""
+    return {c: {EDGE_GENERATOR: tree} for c, tree in pct.items()}
 
 
 def sample_z(cfg: Config, rng: jax.Array, batch_size: int) -> jax.Array:
