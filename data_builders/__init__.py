@@ -12,6 +12,9 @@ from typing import Any
 
 import tensorflow_datasets as tfds
 
+from ptx.data.annotations import DataFileError
+
+from . import _common
 from .deepfashion_pose import DeepfashionPose
 from .market1501_pose import Market1501Pose
 from .puppets import Puppets
@@ -22,9 +25,17 @@ __all__ = ["BUILDERS", "DeepfashionPose", "Market1501Pose", "Puppets", "build", 
 
 
 def get_builder(
-    name: str, *, data_dir: str | os.PathLike, config: str | None = None
+    name: str,
+    *,
+    data_dir: str | os.PathLike,
+    config: str | None = None,
+    keypoint_frame: tuple[int, int] | None = None,
 ) -> tfds.core.DatasetBuilder:
-    """The builder of dataset ``name`` (config ``config``) whose files live under ``data_dir``."""
+    """The builder of dataset ``name`` (config ``config``) whose files live under ``data_dir``.
+
+    ``keypoint_frame`` (h, w): the frame of the annotation CSVs' pixels when building a manual dataset whose
+    CSVs are not in its usual frame (DeepFashion: 256x256 instead of 256x176); see ``data_builders._common``.
+    """
     if name not in BUILDERS:
         raise ValueError(f"unknown dataset {name!r}; known: {sorted(BUILDERS)}")
     cls = BUILDERS[name]
@@ -37,6 +48,12 @@ def get_builder(
         if config not in known:
             raise ValueError(f"dataset {name!r} has no config {config!r}; known: {known or 'none'}")
         kwargs["config"] = config
+    if keypoint_frame is not None:
+        if not hasattr(cls, "FRAME_HINT"):
+            raise ValueError(
+                f"dataset {name!r} has a fixed keypoint frame; keypoint_frame is for manual datasets"
+            )
+        kwargs["keypoint_frame"] = tuple(keypoint_frame)
     return cls(**kwargs)
 
 
@@ -46,11 +63,30 @@ def build(
     data_dir: str | os.PathLike,
     config: str | None = None,
     manual_dir: str | os.PathLike | None = None,
+    keypoint_frame: tuple[int, int] | None = None,
 ) -> tfds.core.DatasetBuilder:
     """Builds (if not built yet) and returns the builder. ``manual_dir`` holds the originals' files."""
-    builder = get_builder(name, data_dir=data_dir, config=config)
+    builder = get_builder(name, data_dir=data_dir, config=config, keypoint_frame=keypoint_frame)
+    if keypoint_frame is not None and builder.is_prepared():
+        built = tuple(builder.info.metadata["frame"])
+        if built != tuple(keypoint_frame):
+            raise DataFileError(
+                f"{builder.data_dir} was built with the keypoint frame {built[0]}x{built[1]}, not "
+                f"{keypoint_frame[0]}x{keypoint_frame[1]}: remove it or build into another --data_dir"
+            )
+    fingerprint = _common.source_fingerprint(manual_dir) if manual_dir else None
+    if builder.is_prepared():
+        recorded = builder.info.metadata.get("source_fingerprint")
+        if fingerprint and recorded and recorded != fingerprint:
+            raise DataFileError(
+                f"{builder.data_dir} was built from other versions of the files in {manual_dir} (files were "
+                "added, removed or changed since): remove that folder to rebuild, or build into another --data_dir"
+            )
+        return builder
+    builder.source_fingerprint = fingerprint
     dl_config = tfds.download.DownloadConfig(
         manual_dir=os.fspath(os.path.expanduser(manual_dir)) if manual_dir else None
     )
     builder.download_and_prepare(download_config=dl_config)
+    _common.remove_incomplete(builder)
     return builder

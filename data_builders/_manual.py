@@ -19,9 +19,32 @@ SPLITS = ("train", "test")
 
 
 class ManualPoseBuilder(_common.PoseBuilder):
-    """Images, annotation CSVs and pair CSVs of one of the originals' datasets, read from ``manual_dir``."""
+    """Images, annotation CSVs and pair CSVs of one of the originals' datasets, read from ``manual_dir``.
+
+    ``keypoint_frame`` (h, w): the frame the annotation CSVs' pixels refer to, when it is not the dataset's
+    usual one (``SHAPES[0]``); it must have the aspect of one of ``SHAPES``. A joint outside the frame stops
+    the build with the file and line (the sign of CSVs made for another frame). Only building reads it: a
+    built dataset records its frame in the metadata.
+    """
 
     CSV_PREFIXES: tuple[str, ...] = ()
+    FRAME_HINT = ""  # added to the out-of-frame error: which other frame the CSVs may be in
+
+    def __init__(self, *, keypoint_frame: tuple[int, int] | None = None, **kwargs: Any):
+        if keypoint_frame is not None:
+            keypoint_frame = (int(keypoint_frame[0]), int(keypoint_frame[1]))
+            if min(keypoint_frame) < 1 or not _common.has_aspect(keypoint_frame, self.SHAPES):
+                shapes = " or ".join(f"{h}x{w}" for h, w in self.SHAPES)
+                raise ValueError(
+                    f"{self.name}: keypoint_frame {keypoint_frame[0]}x{keypoint_frame[1]} does not have the "
+                    f"aspect of the dataset's images ({shapes})"
+                )
+        self._keypoint_frame = keypoint_frame
+        super().__init__(**kwargs)
+
+    @property
+    def frame(self) -> tuple[int, int]:
+        return self._keypoint_frame or self.SHAPES[0]
 
     def _find_csv(self, manual: pathlib.Path, kind: str, split: str) -> pathlib.Path:
         candidates = [manual / f"{prefix}{kind}-{split}.csv" for prefix in self.CSV_PREFIXES]
@@ -69,7 +92,7 @@ class ManualPoseBuilder(_common.PoseBuilder):
     ) -> tuple[list[dict[str, Any]], dict[str, list[int]]]:
         ann_path = self._find_csv(manual, "annotation", split)
         pairs_path = self._find_csv(manual, "pairs", split)
-        annotations = read_annotations(ann_path)
+        annotations = read_annotations(ann_path, frame=self.frame, frame_hint=self.FRAME_HINT)
         pairs = read_pairs(pairs_path)
         images, where = self._image_index(manual, split)
         for row, pair in enumerate(pairs, start=2):
@@ -93,20 +116,20 @@ class ManualPoseBuilder(_common.PoseBuilder):
         self._has_edge = self._has_edge or any(e["edge_file"] is not None for e in entries)
         self._has_parsing = self._has_parsing or any(e["parsing_file"] is not None for e in entries)
         index = {e["name"]: i for i, e in enumerate(entries)}
-        return entries, _common.pair_table(pairs, index, pairs_path)
+        return entries, _common.pair_table(pairs, index, pairs_path, skipped)
 
     def _entry(self, manual, split, name, image_file, keypoints) -> dict[str, Any]:
-        frame = self.frame
+        shapes = self.SHAPES
         edge_file = self._edge_file(manual, split, name)
         parsing_file = self._parsing_file(manual, name)
         skipped = self.skipped(split)
 
         def load() -> dict[str, Any]:
-            out = {"image": _common.read_person_image(image_file, frame), "keypoints": keypoints}
+            out = {"image": _common.read_person_image(image_file, shapes), "keypoints": keypoints}
             if edge_file is not None:
-                out["edge"] = _common.read_edge(edge_file, frame)
+                out["edge"] = _common.read_edge(edge_file, shapes)
             if parsing_file is not None:
-                out["parsing"] = _common.read_parsing(parsing_file, frame, skipped)
+                out["parsing"] = _common.read_parsing(parsing_file, shapes, skipped)
             return out
 
         return {

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["sample", "load", "list_models", "__version__"]
+__all__ = ["sample", "load", "list_models", "estimate_pose", "estimate_poses", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
@@ -16,4 +16,8 @@ def __getattr__(name: str) -> Any:
         from ptx import api
 
         return getattr(api, name)
+    if name in ("estimate_pose", "estimate_poses"):
+        from ptx.pose import estimator
+
+        return getattr(estimator, name)
     raise AttributeError(f"module 'ptx' has no attribute {name!r}")

@@ -81,12 +81,16 @@ def write_fashion(
     edges: bool = False,
     parsing: bool = False,
     image_size: tuple[int, int] = FASHION_FRAME,
+    parsing_size: tuple[int, int] = FASHION_FRAME,
+    keypoint_frame: tuple[int, int] = FASHION_FRAME,
     seed: int = 0,
 ) -> Manual:
-    """A DeepFashion manual dir: ``layout`` ``folders`` (train/, test/) or ``highres`` (img_highres + .lst)."""
+    """A DeepFashion manual dir: ``layout`` ``folders`` (train/, test/), ``resize`` (CASD's train_resize/,
+    test_resize/) or ``highres`` (img_highres + .lst). Keypoints are drawn inside ``keypoint_frame``."""
     rng = np.random.default_rng(seed)
     root.mkdir(parents=True, exist_ok=True)
-    man = Manual(root, FASHION_FRAME, {}, {}, {})
+    man = Manual(root, keypoint_frame, {}, {}, {})
+    folder = {"folders": "{split}", "resize": "{split}_resize"}.get(layout)
     person = 0
     for split, n_people in zip(("train", "test"), people):
         groups, lst = [], []
@@ -98,10 +102,12 @@ def write_fashion(
             for p in range(poses):
                 rel = pathlib.Path(gender, category, f"id_{person:08d}", f"{p + 1:02d}_{_VIEWS[p % 5]}.jpg")
                 name = highres_name(rel)
-                path = root / "img_highres" / rel if layout == "highres" else root / split / name
+                path = (
+                    root / "img_highres" / rel if folder is None else root / folder.format(split=split) / name
+                )
                 write_image(path, rng, image_size)
                 man.images[split][name] = path
-                man.keypoints[split][name] = random_keypoints(rng, FASHION_FRAME)
+                man.keypoints[split][name] = random_keypoints(rng, keypoint_frame)
                 group.append(name)
                 lst.append(name)
             groups.append(group)
@@ -117,7 +123,7 @@ def write_fashion(
                 path.parent.mkdir(parents=True, exist_ok=True)
                 Image.fromarray(edge).save(path)
             if parsing:
-                labels = rng.integers(0, 20, FASHION_FRAME).astype(np.uint8)
+                labels = rng.integers(0, 20, parsing_size).astype(np.uint8)
                 path = root / "semantic_merge3" / (name[:-4] + ".png")
                 path.parent.mkdir(parents=True, exist_ok=True)
                 Image.fromarray(labels).save(path)

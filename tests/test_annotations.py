@@ -43,6 +43,8 @@ def test_read_annotations_column_order_from_header(tmp_path):
         (_row("a.jpg", YS, [*XS[:17], "x"]), "'x'"),
         ("a.jpg:not json:[1]", "keypoints_y"),
         (_row(""), "empty image name"),
+        ("a.jpg:" + str([float("inf")] + YS[1:]).replace("inf", "Infinity") + f":{XS}", "inf.*finite"),
+        ("a.jpg:" + str([float("nan")] + YS[1:]).replace("nan", "NaN") + f":{XS}", "nan.*finite"),
     ],
 )
 def test_read_annotations_bad_rows_name_file_and_line(tmp_path, line, expected):

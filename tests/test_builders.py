@@ -1,16 +1,18 @@
 """TFDS builders from tiny manual directories in the originals' formats; bad input; interrupted builds."""
 
 import io
+import os
 import sys
 
 import numpy as np
 import pytest
-from data_fixtures import write_fashion, write_market
+from data_fixtures import write_fashion, write_market, write_pairs
 from PIL import Image
 
 import data_builders
 from data_builders import _common
 from ptx.data.annotations import AnnotationError, DataFileError
+from ptx.data.parsing import NO_REGION, UNLABELLED, merge_lip
 
 
 def _records(builder, split):
@@ -150,12 +152,58 @@ def test_truncated_image(tmp_path):
     assert str(path) in msg
 
 
-def test_image_of_wrong_size(tmp_path):
-    man = _small(tmp_path)
-    path = man.images["test"][_first(man, "test")]
-    Image.fromarray(np.zeros((100, 100, 3), np.uint8)).save(path, format="JPEG")
-    msg = _expect_failed_build(man, tmp_path, "is 100x100 .*expected 256x176")
+@pytest.mark.parametrize("what", ["image", "parsing"])
+def test_map_of_wrong_aspect(tmp_path, what):
+    """256x176 and 256x256 (CASD's squashed copies) show the whole frame; a transposed 176x256 does not."""
+    man = _small(tmp_path, parsing=True)
+    name = _first(man, "test")
+    if what == "image":
+        path = man.images["test"][name]
+        Image.fromarray(np.zeros((176, 256, 3), np.uint8)).save(path, format="JPEG")
+    else:
+        path = man.root / "semantic_merge3" / (name[:-4] + ".png")
+        Image.fromarray(np.zeros((176, 256), np.uint8)).save(path)
+    msg = _expect_failed_build(man, tmp_path, "is 176x256 .*expected 256x176 .* or 256x256 ")
     assert str(path) in msg
+
+
+def test_casd_square_images_and_parsing(tmp_path):
+    """CASD's files: 256x256 images in train_resize/ and test_resize/, 256x256 semantic_merge3 maps, CSVs in
+    the usual 256x176 frame: they build as they are (keypoints stay in their frame, maps at their size)."""
+    man = write_fashion(
+        tmp_path / "m", people=(1, 1), poses=2, layout="resize", image_size=(256, 256), parsing=True,
+        parsing_size=(256, 256), prefix="fashion-resize-",
+    )  # fmt: skip
+    builder = data_builders.build("deepfashion_pose", data_dir=tmp_path / "d", manual_dir=man.root)
+    _check_against_manual(builder, man)
+    assert builder.info.metadata["frame"] == [256, 176]
+    rec = _records(builder, "train")[0]
+    assert rec["image"].shape == (256, 256, 3) and rec["parsing"].shape == (256, 256, 1)
+    parsing = np.asarray(Image.open(man.root / "semantic_merge3" / (rec["name"].decode()[:-4] + ".png")))
+    np.testing.assert_array_equal(rec["parsing"][..., 0], parsing)
+
+
+def test_csvs_in_a_square_keypoint_frame(tmp_path):
+    """CSVs in 256x256 pixels fail with the file, the line and the option; with the option they build."""
+    man = write_fashion(
+        tmp_path / "m", people=(1, 1), poses=2, image_size=(256, 256), keypoint_frame=(256, 256)
+    )
+    msg = _expect_failed_build(
+        man, tmp_path, r"fasion-annotation-train.csv line \d+: joint \d+ \(\w+\) at \(y, x\) = .* outside the "
+        r"256x176 keypoint frame .*--keypoint_frame 256x256", AnnotationError,
+    )  # fmt: skip
+    assert "x in 0..175" in msg
+    builder = data_builders.build(
+        "deepfashion_pose", data_dir=tmp_path / "d", manual_dir=man.root, keypoint_frame=(256, 256)
+    )
+    _check_against_manual(builder, man)
+    assert builder.info.metadata["frame"] == [256, 256]
+    with pytest.raises(DataFileError, match="built with the keypoint frame 256x256, not 512x352"):
+        data_builders.build(
+            "deepfashion_pose", data_dir=tmp_path / "d", manual_dir=man.root, keypoint_frame=(512, 352)
+        )
+    with pytest.raises(ValueError, match="keypoint_frame 256x100 does not have the aspect"):
+        data_builders.get_builder("deepfashion_pose", data_dir=tmp_path / "e", keypoint_frame=(256, 100))
 
 
 def test_pair_naming_unknown_image(tmp_path):
@@ -183,17 +231,22 @@ def test_skipped_items_are_counted(tmp_path):
     man = _small(tmp_path, parsing=True)
     with open(man.root / "fasion-annotation-train.csv", "a") as f:
         f.write("ghost.jpg:" + ":".join(["[" + ", ".join(["-1"] * 18) + "]"] * 2) + "\n")
-    labels = np.full((256, 176), 30, np.uint8)
-    Image.fromarray(labels).save(man.root / "semantic_merge3" / (_first(man, "test")[:-4] + ".png"))
+    path = man.root / "semantic_merge3" / (_first(man, "test")[:-4] + ".png")
+    labels = np.asarray(Image.open(path)).copy()
+    labels[:3, :5] = 30  # labels a parser may leave besides LIP's 0..19: CASD puts them in no region
+    labels[10, 10] = 200
+    Image.fromarray(labels).save(path)
     builder = data_builders.build("deepfashion_pose", data_dir=tmp_path / "d", manual_dir=man.root)
     skipped = builder.info.metadata["skipped"]
     assert skipped["train"] == {"annotated images not in the image folder and in no pair": 1}
-    assert skipped["test"] == {"parsing maps with labels >= 20 (stored as 255)": 1}
+    assert skipped["test"] == {_common.OUT_OF_RANGE_MAPS: 1, _common.OUT_OF_RANGE_PIXELS: 16}
     # reread from disk: the tallies are part of the dataset
     again = data_builders.get_builder("deepfashion_pose", data_dir=tmp_path / "d")
     assert again.info.metadata["skipped"] == skipped
     test = {r["name"].decode(): r for r in _records(again, "test")}
-    assert np.all(test[_first(man, "test")]["parsing"] == _common.UNLABELLED)
+    stored = test[_first(man, "test")]["parsing"][..., 0]
+    np.testing.assert_array_equal(stored, np.where(labels >= 20, UNLABELLED, labels))
+    assert np.all(merge_lip(stored)[labels >= 20] == NO_REGION)
 
 
 def test_interrupted_build_never_reads_as_complete(tmp_path, monkeypatch):
@@ -201,11 +254,11 @@ def test_interrupted_build_never_reads_as_complete(tmp_path, monkeypatch):
     calls = []
     original = _common.read_person_image
 
-    def dying(path, frame):
+    def dying(path, shapes):
         calls.append(path)
         if len(calls) == 3:
             raise KeyboardInterrupt("killed mid-build")
-        return original(path, frame)
+        return original(path, shapes)
 
     monkeypatch.setattr(_common, "read_person_image", dying)
     _expect_failed_build(man, tmp_path, "killed mid-build", KeyboardInterrupt)
@@ -267,6 +320,33 @@ def test_killed_build_process_leaves_nothing_that_reads_as_complete(tmp_path):
     assert not data_builders.get_builder("deepfashion_pose", data_dir=data_dir).is_prepared()
     builder = data_builders.build("deepfashion_pose", data_dir=data_dir, manual_dir=man.root)
     assert builder.is_prepared() and len(_records(builder, "test")) == 2
+    # The successful re-run removed the killed build's debris.
+    assert not [p for p in (data_dir / "deepfashion_pose").rglob("incomplete*")]
+
+
+def test_duplicate_and_self_pairs_are_counted_and_no_pairs_is_an_error(tmp_path):
+    man = _small(tmp_path)
+    a, b = list(man.images["train"])[:2]
+    write_pairs(man.root / "fasion-pairs-train.csv", [(a, b), (a, b), (b, b)])
+    builder = data_builders.build("deepfashion_pose", data_dir=tmp_path / "d", manual_dir=man.root)
+    skipped = builder.info.metadata["skipped"]["train"]
+    assert skipped[_common.DUPLICATE_PAIRS] == 1 and skipped[_common.SELF_PAIRS] == 1
+    write_pairs(man.root / "fasion-pairs-test.csv", [])
+    msg = _expect_failed_build(man, tmp_path / "again", "no pairs")
+    assert "fasion-pairs-test.csv" in msg
+
+
+def test_changed_sources_are_not_silently_reused(tmp_path):
+    man = _small(tmp_path)
+    data_builders.build("deepfashion_pose", data_dir=tmp_path / "d", manual_dir=man.root)
+    data_builders.build(
+        "deepfashion_pose", data_dir=tmp_path / "d", manual_dir=man.root
+    )  # same files: reused
+    path = man.images["train"][_first(man)]
+    path.write_bytes(path.read_bytes())  # a newer file
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    with pytest.raises(DataFileError, match="other versions of the files"):
+        data_builders.build("deepfashion_pose", data_dir=tmp_path / "d", manual_dir=man.root)
 
 
 def test_command_line(tmp_path, capsys):
@@ -275,7 +355,16 @@ def test_command_line(tmp_path, capsys):
     man = write_market(tmp_path / "m", people=(1, 1), poses=2)
     assert main(["market1501_pose", "--data_dir", str(tmp_path / "d"), "--manual_dir", str(man.root)]) == 0
     out = capsys.readouterr().out
-    assert "market1501_pose/train: 2 images, 2 pairs" in out
+    assert "market1501_pose/train: 2 images, 2 pairs" in out and "keypoint frame: 128x64" in out
+    args = ["market1501_pose", "--data_dir", str(tmp_path / "d3"), "--manual_dir", str(man.root)]
+    assert main([*args, "--keypoint_frame", "256x256"]) == 1
+    assert (
+        "keypoint_frame 256x256 does not have the aspect of the dataset's images (128x64)"
+        in capsys.readouterr().err
+    )
+    with pytest.raises(SystemExit):
+        main([*args, "--keypoint_frame", "big"])
+    assert "expected HxW" in capsys.readouterr().err
     (man.root / "market-pairs-test.csv").unlink()
     assert main(["market1501_pose", "--data_dir", str(tmp_path / "d2"), "--manual_dir", str(man.root)]) == 1
     assert "market-pairs-test.csv" in capsys.readouterr().err

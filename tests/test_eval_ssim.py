@@ -1,11 +1,11 @@
-"""ptx.evaluate.ssim against scikit-image and the pSSIM golden (metric protocol and loss-mode SSIM)."""
+"""ptx.ops.ssim against scikit-image and the pSSIM golden (metric protocol and loss-mode SSIM)."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ptx.evaluate import ssim as S
+from ptx.ops import ssim as S
 
 skm = pytest.importorskip("skimage.metrics")
 

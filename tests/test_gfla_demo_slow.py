@@ -36,7 +36,7 @@ def _to_uint8(x: np.ndarray) -> np.ndarray:
 
 def _metrics(pred_u8: np.ndarray, target_u8: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-image SSIM (Gaussian sigma 1.5, population covariance, range 255: GFLA's "SSIM_256") and L1 in [0, 1]."""
-    from ptx.evaluate.ssim import structural_similarity
+    from ptx.ops.ssim import structural_similarity
 
     p, t = pred_u8.astype(np.float32), target_u8.astype(np.float32)
     ssim = structural_similarity(p, t, data_range=255.0, gaussian_weights=True, use_sample_covariance=False)

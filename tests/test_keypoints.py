@@ -13,7 +13,7 @@ def _random_kps(rng, n, h=256, w=176, missing=0.2):
 
 
 def test_names_and_tables_are_consistent():
-    assert K.NAMES[:5] == ("nose", "neck", "Rsho", "Relb", "Rwri") and K.NAMES[-1] == "Rear"
+    assert K.NAMES[:5] == ("nose", "neck", "Rsho", "Relb", "Rwri") and K.NAMES[-1] == "Lear"
     assert len(K.NAMES) == K.NUM_KEYPOINTS == 18
     assert len(K.LIMBS) == 19 and len(K.DEFGAN_MA_MASK_LIMBS) == 23 and len(K.CASD_LIMBS) == 12
     for table in (K.LIMBS, K.DEFGAN_MA_MASK_LIMBS, K.CASD_LIMBS):
@@ -22,6 +22,18 @@ def test_names_and_tables_are_consistent():
     assert joints == sorted([*range(18), 2, 5, 8, 11])  # shoulders and hips are torso and limb
     assert [p[0] for p in K.PSSIM_PARTS][-1] == "torso" and len(K.PSSIM_PARTS) == 10
     assert [p[0] for p in K.DEFGAN_PARTS][:2] == ["body", "head"] and len(K.DEFGAN_PARTS) == 10
+
+
+def test_head_joint_names_follow_openpose_not_the_plot_legend():
+    # 14-17 are OpenPose's REye, LEye, REar, LEar (the originals' legend list says Leye, Reye, Lear, Rear): the
+    # limb graph links each ear to the shoulder of its own side and each eye to the ear of its own side.
+    assert K.NAMES[14:] == ("Reye", "Leye", "Rear", "Lear")
+    for a, b in K.LIMBS:
+        if {K.NAMES[a], K.NAMES[b]} & {"Reye", "Leye", "Rear", "Lear"} and "nose" not in (
+            K.NAMES[a],
+            K.NAMES[b],
+        ):
+            assert K.NAMES[a][0] == K.NAMES[b][0], (K.NAMES[a], K.NAMES[b])
 
 
 def test_flip_perm_is_an_involution_swapping_sides():
@@ -75,18 +87,6 @@ def test_parse_keypoint_list_and_errors():
         K.parse_keypoint_list("[1, 2,", where="f.csv")
     with pytest.raises(ValueError, match="entry 0"):
         K.parse_keypoint_list(str(['"a"'] * 18).replace("'", ""))
-
-
-def test_lip_tables():
-    lip = np.arange(20, dtype=np.uint8)
-    merged = K.merge_lip_to_casd(lip)
-    assert merged.max() == 7 and set(merged.tolist()) == set(range(8))
-    assert merged[13] == 4 and merged[2] == 2 and merged[9] == 1 and merged[14] == 6 and merged[18] == 7
-    perm = K.LIP_FLIP_PERM
-    np.testing.assert_array_equal(perm[perm], lip)
-    assert K.LIP_CLASSES[perm[14]] == "right_arm"
-    with pytest.raises(ValueError, match="0..19"):
-        K.merge_lip_to_casd(np.array([20]))
 
 
 def test_draw_skeleton():

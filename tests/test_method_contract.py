@@ -124,7 +124,7 @@ def _count_top_level_applies(fn, *args) -> collections.Counter:
     counts: collections.Counter = collections.Counter()
 
     def interceptor(next_fun, args_, kwargs_, context):
-        if context.method_name == "__call__" and context.module.parent is None:
+        if context.method_name == "__call__" and not isinstance(context.module.parent, nn.Module):
             counts[type(context.module).__name__] += 1
         return next_fun(*args_, **kwargs_)
 

@@ -134,3 +134,74 @@ def test_conv2d_by_taps_for_wide_inputs_matches_lax():
     _, vjp_taps = jax.vjp(lambda a, kk: layers.conv2d(a, kk, (1, 1), padding, (1, 1)), x, kern)
     for got, want in zip(vjp_taps(g), vjp_plain(g)):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * float(jnp.max(jnp.abs(want))))
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The XLA:CPU rewrites (ptx.backend.cpu_rewrites) against the plain lax forms, forced both ways on this CPU.
+
+# (name, kind, kernel (kh, kw, in, out), stride, padding, dilation or output_padding, input (h, w), XLA convs
+# in the CPU path's forward + backward program: 3 = no rewrite, 2 = per-tap weight gradient, 0 = per-tap matmuls).
+REWRITE_CASES = [
+    ("1x1", "conv", (1, 1, 8, 16), (1, 1), ((0, 0), (0, 0)), (1, 1), (5, 4), 0),
+    ("1x1_wide", "conv", (1, 1, 128, 64), (1, 1), ((0, 0), (0, 0)), (1, 1), (4, 3), 0),
+    ("3x3_wide", "conv", (3, 3, 128, 128), (1, 1), ((1, 1), (1, 1)), (1, 1), (5, 4), 0),
+    ("3x3_s2_wide", "conv", (3, 3, 128, 64), (2, 2), ((1, 0), (2, 1)), (1, 1), (7, 6), 2),
+    ("2x2_crop", "conv", (2, 2, 128, 64), (1, 2), ((-1, 1), (0, -1)), (1, 1), (6, 5), 2),
+    ("3x3_dilated", "conv", (3, 3, 8, 8), (1, 1), ((2, 2), (2, 2)), (2, 2), (6, 5), 3),
+    ("3x3_narrow", "conv", (3, 3, 4, 8), (1, 1), ((1, 1), (1, 1)), (1, 1), (5, 4), 3),
+    # Transposed: phases as one 2x2 stride-1 conv on 4*out channels (narrow: 3 convs; wide: per-tap matmuls).
+    ("transposed_3x3_s2", "transpose", (3, 3, 4, 8), (2, 2), (1, 1), (1, 1), (4, 3), 3),
+    ("transposed_4x4_s2_wide", "transpose", (4, 4, 128, 32), (2, 2), (1, 1), (0, 0), (3, 4), 0),
+]
+
+
+def _rewrite_case_fn(kind, stride, padding, dilation):
+    if kind == "conv":
+        return lambda x, k: layers.conv2d(x, k, stride, padding, dilation)
+    return lambda x, k: layers.conv_transpose2d(x, k, stride, padding, dilation)  # dilation = output_padding
+
+
+def _convolutions(fn, *args):
+    """The ``conv_general_dilated`` equations of ``fn``'s program (nested jaxprs included)."""
+    found = []
+
+    def walk(jaxpr):
+        for eqn in jaxpr.eqns:
+            if eqn.primitive.name == "conv_general_dilated":
+                found.append(eqn)
+            for sub in jax.core.jaxprs_in_params(eqn.params):
+                walk(sub)
+
+    walk(jax.make_jaxpr(fn)(*args).jaxpr)
+    return found
+
+
+@pytest.mark.parametrize("case", REWRITE_CASES, ids=[c[0] for c in REWRITE_CASES])
+def test_cpu_rewrites_equal_plain_lax_in_value_and_gradients(case):
+    from ptx import backend
+
+    _, kind, kshape, stride, padding, dilation, (h, w), cpu_convs = case
+    rng = np.random.default_rng(7)
+    x = jnp.asarray(rng.normal(size=(2, h, w, kshape[2])), jnp.float32)
+    kern = jnp.asarray(rng.normal(size=kshape) / np.sqrt(np.prod(kshape[:3])), jnp.float32)
+    fn = _rewrite_case_fn(kind, stride, padding, dilation)
+    g = jnp.asarray(rng.normal(size=jax.eval_shape(fn, x, kern).shape), jnp.float32)
+
+    def value_and_grads(a, k, gy):
+        y, vjp = jax.vjp(fn, a, k)
+        return (y, *vjp(gy))
+
+    results = {}
+    for cpu in (True, False):
+        with backend.force_cpu_rewrites(cpu):
+            convs = _convolutions(value_and_grads, x, kern, g)
+            results[cpu] = jax.jit(value_and_grads)(x, kern, g)
+            forward_dilated = [e for e in _convolutions(fn, x, kern) if e.params["lhs_dilation"] != (1, 1)]
+        # The path taken: plain is XLA's convolution and its two autodiff transposes, the transposed conv an
+        # lhs-dilated one; the CPU path has the rewrites the case is named for and no lhs-dilated forward.
+        assert len(convs) == (cpu_convs if cpu else 3)
+        assert len(forward_dilated) == (0 if cpu or kind == "conv" else 1)
+    for got, want, name in zip(results[True], results[False], ("output", "d input", "d kernel")):
+        assert got.shape == want.shape
+        err = float(jnp.max(jnp.abs(got - want)) / jnp.max(jnp.abs(want)))
+        assert err < 1e-5, f"{name}: max error {err:.2e} of max |plain|"

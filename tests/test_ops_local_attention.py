@@ -266,3 +266,33 @@ def test_check_grads_float64():
         check_grads(
             lambda s, f, a: ops.local_attention(s, f, a, 3), (src, flow, w), order=1, modes=("rev",), eps=1e-6
         )
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The XLA:CPU forms of the bilinear math (ptx.backend.cpu_rewrites) equal the plain jnp ones.
+
+
+@pytest.mark.parametrize("op", ["extract_blocks", "local_attention"])
+def test_cpu_rewrites_equal_plain_jnp(op):
+    from ptx import backend
+
+    k = 3
+    src, flow, w = _attention_inputs(k, b=2, c=3, hs=6, ws=5, hf=4, wf=3, std=3.0)
+    if op == "extract_blocks":
+        args, call = (src, flow), lambda s, f: ops.extract_blocks(s, f, k)
+    else:
+        args, call = (src, flow, w), lambda s, f, a: ops.local_attention(s, f, a, k)
+
+    def value_and_grads(*a):
+        out, vjp = jax.vjp(call, *a)
+        return (out, *vjp(jnp.cos(out)))
+
+    res, programs = {}, {}
+    for cpu in (True, False):
+        with backend.force_cpu_rewrites(cpu):
+            res[cpu] = value_and_grads(*args)
+            programs[cpu] = str(jax.make_jaxpr(value_and_grads)(*args))
+    assert programs[True] != programs[False]  # two paths were compared
+    for got, want in zip(res[True], res[False]):
+        err = float(jnp.max(jnp.abs(got - want)) / jnp.max(jnp.abs(want)))
+        assert err < 1e-5, f"{op}: max error {err:.2e} of max |plain|"

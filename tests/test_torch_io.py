@@ -1,11 +1,11 @@
-"""ptx.convert.torch_io: torch-free .pth reader (zip and legacy formats) against torch and a checked-in file."""
+"""ptx.io.torch_pickle: torch-free .pth reader (zip and legacy formats) against torch and a checked-in file."""
 
 import pathlib
 
 import numpy as np
 import pytest
 
-from ptx.convert import torch_io
+from ptx.io import torch_pickle
 
 DATA = pathlib.Path(__file__).parent / "data"
 
@@ -24,7 +24,7 @@ def _expected() -> dict[str, np.ndarray]:
 
 @pytest.mark.parametrize("name", ["torch_io_tiny_zip.pt", "torch_io_tiny_legacy.pt"])
 def test_torch_free_reader_on_checked_in_files(name):
-    sd = torch_io.load_state_dict(
+    sd = torch_pickle.load_state_dict(
         DATA / name, use_torch=False
     )  # also unwraps {"state_dict": ...}, strips module.
     want = _expected()
@@ -57,8 +57,8 @@ def test_torch_free_reader_matches_torch(tmp_path, legacy):
         path,
         _use_new_zipfile_serialization=not legacy,
     )
-    free = torch_io.load_state_dict(path, use_torch=False)
-    ref = torch_io.load_state_dict(path, use_torch=True)
+    free = torch_pickle.load_state_dict(path, use_torch=False)
+    ref = torch_pickle.load_state_dict(path, use_torch=True)
     assert sorted(free) == sorted(ref) == sorted(sd)
     for k in sd:
         assert free[k].dtype == ref[k].dtype and free[k].shape == ref[k].shape, k
@@ -77,14 +77,21 @@ def test_refuses_foreign_globals(tmp_path):
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("evil/data.pkl", pickle.dumps({"x": Evil()}, protocol=2))
     with pytest.raises(pickle.UnpicklingError, match="print, which a state dict never needs"):
-        torch_io.read_torch_file(path)
+        torch_pickle.read_torch_file(path)
 
 
 def test_unwrap_errors_and_prefixes():
     arr = np.zeros(2)
-    assert torch_io.unwrap_state_dict({"module.a": arr, "b": arr}).keys() == {"a", "b"}
-    assert torch_io.unwrap_state_dict({"net_G": {"x": arr}, "opt": {"lr": 1}})["x"] is not None
+    assert torch_pickle.unwrap_state_dict({"module.a": arr, "b": arr}).keys() == {"a", "b"}
+    assert torch_pickle.unwrap_state_dict({"net_G": {"x": arr}, "opt": {"lr": 1}})["x"] is not None
     with pytest.raises(ValueError, match="cannot find the state dict"):
-        torch_io.unwrap_state_dict({"g": {"x": arr}, "d": {"y": arr}}, "f.pth")
+        torch_pickle.unwrap_state_dict({"g": {"x": arr}, "d": {"y": arr}}, "f.pth")
     with pytest.raises(FileNotFoundError):
-        torch_io.load_state_dict("/nonexistent/latest_net_G.pth")
+        torch_pickle.load_state_dict("/nonexistent/latest_net_G.pth")
+
+
+def test_former_location_is_an_alias():
+    from ptx.convert import torch_io
+
+    assert torch_io.load_state_dict is torch_pickle.load_state_dict
+    assert torch_io.unwrap_state_dict is torch_pickle.unwrap_state_dict

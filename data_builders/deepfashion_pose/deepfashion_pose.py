@@ -13,26 +13,37 @@ class DeepfashionPose(_manual.ManualPoseBuilder):
     """DeepFashion In-shop person images with COCO-18 keypoints and the originals' train/test pairs."""
 
     name = "deepfashion_pose"
-    FRAME = _common.FRAMES["fashion"]
+    SHAPES = _common.SHAPES["fashion"]
     # PATN/ADGAN name them fasion-resize-*, GFLA fasion-* (sic); the first one found is used.
     CSV_PREFIXES = ("fasion-", "fashion-", "fasion-resize-", "fashion-resize-")
+    FRAME_HINT = (
+        "; if the CSVs are in 256x256 pixels (as CASD's square images may have them), build with "
+        "--keypoint_frame 256x256"
+    )
     MANUAL_DOWNLOAD_INSTRUCTIONS = """\
-Put in the manual directory (e.g. GFLA's dataset/fashion or PATN's fashion_data):
-  fasion-annotation-{train,test}.csv and fasion-pairs-{train,test}.csv (also accepted: fashion-*, fasion-resize-*)
-  train/ and test/ with the flat-named images (256x176, or the full-resolution copies GFLA's script makes),
+Put in the manual directory (e.g. GFLA's dataset/fashion, PATN's fashion_data or CASD's dataset/fashion):
+  fasion-annotation-{train,test}.csv and fasion-pairs-{train,test}.csv (also accepted: fashion-*,
+    fasion-resize-*, fashion-resize-*); their pixels are in the 256x176 frame unless you build with
+    --keypoint_frame 256x256
+  train/ and test/ with the flat-named images (256x176, the full-resolution copies GFLA's and CASD's scripts
+    make, or CASD's 256x256 resizes), or train_resize/ and test_resize/ (CASD's 256x256 resizes),
     or instead img_highres/<gender>/<category>/<id>/<file>.jpg plus train.lst and test.lst
   optional: trainE/diff/ (SCA-GAN edge maps, also for test images; testE/diff/ is used first when present)
-  optional: semantic_merge3/ (CASD parsing maps: <image name>.png holding LIP labels 0..19)
+  optional: semantic_merge3/ (CASD parsing maps: <image name>.png holding LIP labels 0..19, 256x176 or
+    256x256; other labels are kept as 'no label' and counted)
 """
 
     def _image_index(self, manual: pathlib.Path, split: str) -> tuple[dict[str, pathlib.Path], str]:
         if (manual / split).is_dir():
             return super()._image_index(manual, split)
+        resized = manual / f"{split}_resize"  # CASD's 256x256 copies (tool/resize_fashion.py)
+        if resized.is_dir():
+            return _manual.flat_index(resized), str(resized)
         tree = manual / "img_highres"
         if not tree.is_dir():
             raise DataFileError(
-                f"images for split {split!r} not found: expected the directory {manual / split} or the raw "
-                f"tree {tree} with {manual / (split + '.lst')}"
+                f"images for split {split!r} not found: expected the directory {manual / split} (or {resized}) "
+                f"or the raw tree {tree} with {manual / (split + '.lst')}"
             )
         listed = set(read_lst(manual / f"{split}.lst", self.skipped(split)))
         index = {name: path for name, path in index_highres_tree(tree).items() if name in listed}

@@ -13,7 +13,7 @@ class Market1501Pose(_manual.ManualPoseBuilder):
     """Market-1501 person images (128x64) with COCO-18 keypoints and the originals' train/test pairs."""
 
     name = "market1501_pose"
-    FRAME = _common.FRAMES["market"]
+    SHAPES = _common.SHAPES["market"]
     CSV_PREFIXES = ("market-",)
     MANUAL_DOWNLOAD_INSTRUCTIONS = """\
 Put in the manual directory (e.g. GFLA's dataset/market or PATN's market_data):

@@ -22,7 +22,7 @@ import pathlib
 
 import numpy as np
 
-from ptx.data.keypoints import parse_keypoints_yx
+from ptx.data.keypoints import NAMES, is_present, parse_keypoints_yx
 
 ANNOTATION_COLUMNS = ("name", "keypoints_y", "keypoints_x")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm")
@@ -43,8 +43,8 @@ class Skipped:
     counts: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     examples: dict[str, list[str]] = dataclasses.field(default_factory=dict)
 
-    def add(self, kind: str, example: str) -> None:
-        self.counts[kind] += 1
+    def add(self, kind: str, example: str, n: int = 1) -> None:
+        self.counts[kind] += n
         kept = self.examples.setdefault(kind, [])
         if len(kept) < 3:
             kept.append(example)
@@ -64,10 +64,13 @@ def _read_lines(path: pathlib.Path, what: str) -> list[str]:
         raise AnnotationError(f"{path}: not a UTF-8 text file ({e})") from None
 
 
-def read_annotations(path: str | os.PathLike) -> dict[str, np.ndarray]:
+def read_annotations(
+    path: str | os.PathLike, *, frame: tuple[int, int] | None = None, frame_hint: str = ""
+) -> dict[str, np.ndarray]:
     """Reads an annotation CSV -> ``{image name: float32 (18, 2) (y, x)}``, -1 for missing joints.
 
-    A joint with either coordinate -1 counts as missing (both set to -1), as the originals' heatmaps do.
+    A joint with either coordinate -1 counts as missing (both set to -1), as the originals' heatmaps do. With
+    ``frame`` (h, w), a present joint outside [0, h) x [0, w) is an error (``frame_hint`` is appended to it).
     """
     path = pathlib.Path(path)
     lines = _read_lines(path, "annotation CSV")
@@ -98,10 +101,25 @@ def read_annotations(path: str | os.PathLike) -> dict[str, np.ndarray]:
             kps = parse_keypoints_yx(fields[col["keypoints_y"]], fields[col["keypoints_x"]], where=where)
         except ValueError as e:
             raise AnnotationError(str(e)) from None
+        if frame is not None:
+            _check_in_frame(kps, frame, where, frame_hint)
         if name in out and not np.array_equal(out[name], kps):
             raise AnnotationError(f"{where}: image {name!r} is annotated twice with different keypoints")
         out[name] = kps
     return out
+
+
+def _check_in_frame(kps: np.ndarray, frame: tuple[int, int], where: str, hint: str) -> None:
+    present = is_present(kps)
+    outside = present & (
+        (kps[:, 0] < 0) | (kps[:, 0] >= frame[0]) | (kps[:, 1] < 0) | (kps[:, 1] >= frame[1])
+    )
+    if outside.any():
+        j = int(np.argmax(outside))
+        raise AnnotationError(
+            f"{where}: joint {j} ({NAMES[j]}) at (y, x) = ({kps[j, 0]:g}, {kps[j, 1]:g}) lies outside the "
+            f"{frame[0]}x{frame[1]} keypoint frame (y in 0..{frame[0] - 1}, x in 0..{frame[1] - 1}){hint}"
+        )
 
 
 def read_pairs(path: str | os.PathLike) -> list[tuple[str, str]]:

@@ -1,4 +1,9 @@
-"""XDoG edge maps, the SCA-GAN edge input (scagan.md, "Edge maps (XDoG)"), numpy, used at dataset build time.
+"""XDoG edge maps, the SCA-GAN edge input (scagan.md, "Edge maps (XDoG)"), numpy.
+
+:func:`xdog_edges` is THE edge map of ptx: the puppets builder stores it for every image, and the sampler
+computes it from a user's photo when a method asks for ``source_edge``, so both see the same function with the
+same parameters. (The puppets builder applies it to the decoded stored JPEG, i.e. to exactly the image a
+loader or a user hands on.)
 
 SCA-GAN's README points to the MATLAB script of CemalUnal/XDoG-Filter with hard-coded parameters gamma 0.98,
 phi 200, epsilon -0.1, k 1.6, sigma 0.8. Its steps, reproduced here:
@@ -80,3 +85,12 @@ def xdog(
     if soft:
         return np.floor(e * 255 + 0.5).astype(np.uint8)
     return np.where(e > e.mean(), 255, 0).astype(np.uint8)
+
+
+def xdog_edges(image: np.ndarray) -> np.ndarray:
+    """uint8 HxWx3 photo -> uint8 HxW edge map (255 background, 0 lines) as the datasets store it: :func:`xdog`
+    thresholded, at SCA-GAN's parameters (the defaults). Use this, not :func:`xdog` with options, for data."""
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[-1] != 3:
+        raise ValueError(f"xdog_edges expects an HxWx3 RGB photo, got shape {image.shape}")
+    return xdog(image)

@@ -2,7 +2,9 @@
 
 Joint order is the COCO-18 / OpenPose order of the originals' annotation CSVs (``name:keypoints_y:keypoints_x``,
 each field a JSON list of 18 integers, -1 = missing). Keypoints are ``(y, x)`` = (row, column) in pixels of
-their image; a joint is missing when either coordinate is -1.
+their image; a joint is missing when either coordinate is -1. Joints 14-17 are OpenPose's REye, LEye, REar,
+LEar (the originals' plot legend ``LABELS`` calls them Leye, Reye, Lear, Rear; the limb graph and the data
+follow OpenPose: ear 16 links to the right shoulder).
 
 :data:`PARTS` groups the joints into head, torso, arms and legs. Part groupings differ between methods, so each
 method's is given under its name with the card that defines it (``shared/reference/*.md``):
@@ -13,23 +15,27 @@ method's is given under its name with the card that defines it (``shared/referen
   extension of the transforms and of the masks; :data:`DEFGAN_MA_MASK_LIMBS` -- the 23 polygons of
   ``produce_ma_mask`` (masked SSIM / IS).
 * :data:`CASD_LIMBS` -- the 12 limbs of CASD's limb distance maps (BPD).
-* :data:`LIP_CLASSES` / :data:`CASD_MERGE` -- the 20 LIP parsing labels (``semantic_merge3`` PNGs and the
-  puppets renderer) and their merge into CASD's 8 regions.
+
+Parsing labels (LIP), their flip and CASD's region merge live in :mod:`ptx.data.parsing` (``LIP_CLASSES``,
+``LIP_FLIP_PERM`` and ``CASD_REGIONS`` are re-exported here for older imports).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 
 import numpy as np
+
+from ptx.data.parsing import CASD_REGIONS, LIP_CLASSES, LIP_FLIP_PERM  # noqa: F401 (re-exported)
 
 NUM_KEYPOINTS = 18
 MISSING = -1
 
 NAMES = (
     "nose", "neck", "Rsho", "Relb", "Rwri", "Lsho", "Lelb", "Lwri", "Rhip",
-    "Rkne", "Rank", "Lhip", "Lkne", "Lank", "Leye", "Reye", "Lear", "Rear",
+    "Rkne", "Rank", "Lhip", "Lkne", "Lank", "Reye", "Leye", "Rear", "Lear",
 )  # fmt: skip
 INDEX = {name: i for i, name in enumerate(NAMES)}
 
@@ -72,7 +78,7 @@ PSSIM_PARTS = (
 # "body" is fitted on Rhip, Lhip, Lsho, Rsho (its mask is all ones); "head" on the shared head joints plus both
 # shoulders (its mask is a square around the mean of the head joints). Limbs go from joints[0] to joints[1].
 DEFGAN_BODY_JOINTS = (8, 11, 5, 2)
-DEFGAN_HEAD_JOINTS = (16, 17, 15, 14, 0)  # Lear, Rear, Reye, Leye, nose
+DEFGAN_HEAD_JOINTS = (16, 17, 15, 14, 0)  # Rear, Lear, Leye, Reye, nose
 DEFGAN_PARTS = (
     ("body", DEFGAN_BODY_JOINTS, None, None),
     ("head", DEFGAN_HEAD_JOINTS, None, None),
@@ -98,37 +104,6 @@ DEFGAN_MA_MASK_LIMBS = (
 CASD_LIMBS = (
     (1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10), (1, 11), (11, 12), (12, 13),
 )  # fmt: skip
-
-# Parsing labels: the 20 LIP classes (as in the ``semantic_merge3`` PNGs), also what the puppets renderer writes.
-LIP_CLASSES = (
-    "background", "hat", "hair", "glove", "sunglasses", "upper_clothes", "dress", "coat", "socks", "pants",
-    "jumpsuits", "scarf", "skirt", "face", "left_arm", "right_arm", "left_leg", "right_leg", "left_shoe",
-    "right_shoe",
-)  # fmt: skip
-# CASD's 8 merged regions (casd.md, SP) and the LIP label -> region table.
-CASD_REGIONS = (
-    "background",
-    "lower_clothes",
-    "hair",
-    "gloves",
-    "face",
-    "upper_clothes",
-    "arms",
-    "legs_shoes",
-)
-CASD_MERGE = np.array([0, 2, 2, 3, 4, 5, 5, 5, 7, 1, 5, 5, 1, 4, 6, 6, 7, 7, 7, 7], np.uint8)
-# A horizontal flip swaps the sided LIP labels (arms, legs, shoes).
-LIP_FLIP_PERM = np.array([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 15, 14, 17, 16, 19, 18], np.uint8)
-
-
-def merge_lip_to_casd(parsing: np.ndarray) -> np.ndarray:
-    """LIP label map (values 0..19) -> CASD's 8 regions. Labels >= 20 raise (CASD would give an empty pixel)."""
-    parsing = np.asarray(parsing)
-    if parsing.size and int(parsing.max()) >= len(LIP_CLASSES):
-        raise ValueError(
-            f"parsing map has label {int(parsing.max())}; LIP labels are 0..{len(LIP_CLASSES) - 1}"
-        )
-    return CASD_MERGE[parsing]
 
 
 def is_present(keypoints: np.ndarray) -> np.ndarray:
@@ -171,6 +146,10 @@ def parse_keypoint_list(text: str, *, where: str = "keypoint list") -> np.ndarra
     if len(values) != NUM_KEYPOINTS:
         raise ValueError(f"{where}: expected {NUM_KEYPOINTS} keypoints (COCO-18 order), got {len(values)}")
     for i, v in enumerate(values):
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ValueError(
+                f"{where}: entry {i} ({NAMES[i]}) is {v!r}; expected a finite integer pixel or -1"
+            )
         if isinstance(v, bool) or not isinstance(v, int | float) or float(v) != int(v):
             raise ValueError(f"{where}: entry {i} ({NAMES[i]}) is {v!r}; expected an integer pixel or -1")
     return np.asarray([int(v) for v in values], np.int64)

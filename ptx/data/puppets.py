@@ -12,9 +12,9 @@ paints the identity in that pose:
   coordinates, so the same identity looks the same in every pose;
 * outputs: ``image`` uint8 HxWx3, ``keypoints`` float32 (18, 2) (y, x) with -1 where a joint is out of frame,
   hidden behind the body, or (for eyes, ears, nose) facing away, and ``parsing`` uint8 HxW with LIP labels
-  (:data:`ptx.data.keypoints.LIP_CLASSES`: background, hair, face (+neck), upper clothes, pants, skirt,
+  (:data:`ptx.data.parsing.LIP_CLASSES`: background, hair, face (+neck), upper clothes, pants, skirt,
   left/right arm, left/right leg, left/right shoe -- sides are the person's); merge with
-  :func:`ptx.data.keypoints.merge_lip_to_casd` for CASD's 8 regions.
+  :func:`ptx.data.parsing.merge_lip` (``CASD_LIP_TABLE``) for CASD's 8 regions.
 
 Styles: ``fashion`` 256x176 on a plain light background (DeepFashion-like), ``market`` 128x64 on a cluttered
 street-like background (Market-1501-like). Everything is a pure function of its seeds.

@@ -24,8 +24,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from ptx.evaluate import fid as fid_lib
-from ptx.evaluate import inception_score, masks, ssim
+from ptx.evaluate import inception_score, masks
 from ptx.nn import inception
+from ptx.ops import ssim
 
 log = logging.getLogger(__name__)
 TYPES = ("ssim", "mask_ssim", "fid", "lpips", "is", "pssim", "l1")

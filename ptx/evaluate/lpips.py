@@ -108,6 +108,6 @@ def load_lpips(net: str, trunk_path: str | os.PathLike, lin_path: str | os.PathL
             raise FileNotFoundError(
                 f"LPIPS-{net} {which} weights not found ({path}); need {missing_file_message(net, which)}"
             )
-    from ptx.convert.torch_io import load_state_dict
+    from ptx.io.torch_pickle import load_state_dict
 
     return convert(load_state_dict(os.fspath(lin_path)), load_state_dict(os.fspath(trunk_path)), net)

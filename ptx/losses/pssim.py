@@ -10,7 +10,7 @@
 * :data:`RECONSTRUCTION_TERMS` -- the original's ``--L1_type`` choices as the loss terms they switch on.
 
 All values are similarities (higher is better); losses use ``1 - value``. Images are NHWC in [-1, 1]; masks are
-NHWC with 11 channels. Windowed SSIM is ``ptx.evaluate.ssim.ssim_map`` with valid filtering.
+NHWC with 11 channels. Windowed SSIM is ``ptx.ops.ssim.ssim_map`` with valid filtering.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import jax
 import jax.numpy as jnp
 
 from ptx.data.keypoints import MISSING, NUM_KEYPOINTS, PSSIM_PARTS
-from ptx.evaluate import ssim as ssim_lib
 from ptx.losses import perceptual
+from ptx.ops import ssim as ssim_lib
 
 C1 = 0.01**2  # data range 1
 C2 = 0.03**2

@@ -276,6 +276,6 @@ def load_inception(path: str | os.PathLike) -> dict[str, Any]:
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Inception weights not found at {path}; need {WEIGHT_FILE}: {WEIGHT_SOURCE}")
-    from ptx.convert.torch_io import load_state_dict  # lazy: torch-free reader when torch is absent
+    from ptx.io.torch_pickle import load_state_dict  # lazy: torch-free reader when torch is absent
 
     return convert_torch(load_state_dict(path))

@@ -11,6 +11,9 @@ outputs. Parameter layouts (what converters write):
   ``batch_stats`` collection.
 * ``spectral_norm=True`` on a conv keeps torch's power-iteration vector ``u`` (out,) in the ``spectral``
   collection with ``v`` (torch's ``weight_u``/``weight_v``); the parameter ``kernel`` is ``weight_orig``.
+
+Convolutions take XLA:CPU-specific forms (per-tap matmuls, phase-decomposed transposed convs) only when
+:func:`ptx.backend.cpu_rewrites` says the trace is for the CPU; other backends get ``lax.conv_general_dilated``.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from jax import lax
+
+from ptx.backend import cpu_rewrites
 
 Padding = int | tuple[int, int] | tuple[tuple[int, int], tuple[int, int]]
 
@@ -159,33 +164,49 @@ def _conv_by_taps(x, kernel, padding):
     return out
 
 
-def _conv(x, kernel, stride, padding, dilation):
-    if _forward_by_taps(kernel.shape, stride, dilation):
-        return _conv_by_taps(x, kernel, padding)
+def _plain_conv(x, kernel, stride, padding, dilation):
     return lax.conv_general_dilated(
         x, kernel, window_strides=stride, padding=padding, rhs_dilation=dilation, dimension_numbers=_DN
     )
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def _conv(x, kernel, stride, padding, dilation):
+    if _forward_by_taps(kernel.shape, stride, dilation):
+        return _conv_by_taps(x, kernel, padding)
+    return _plain_conv(x, kernel, stride, padding, dilation)
+
+
 def conv2d(x: jax.Array, kernel: jax.Array, stride, padding, dilation) -> jax.Array:
-    """``lax.conv_general_dilated`` (NHWC, HWIO, explicit padding), run as per-tap matmuls where
-    :func:`_forward_by_taps` says so and with a per-tap weight gradient where :func:`_weight_grad_by_taps` does
-    (both faster on XLA:CPU there); same values as plain autodiff up to float32 summation order."""
+    """``lax.conv_general_dilated`` (NHWC, HWIO, explicit padding, negative padding crops).
+
+    When :func:`ptx.backend.cpu_rewrites` says the trace is for XLA:CPU, it runs as per-tap matmuls where
+    :func:`_forward_by_taps` says so and with a per-tap weight gradient where :func:`_weight_grad_by_taps`
+    does (both measured faster there); same values as plain autodiff up to float32 summation order. Every
+    other backend gets the plain convolution and its autodiff.
+    """
+    if cpu_rewrites() and (
+        _forward_by_taps(kernel.shape, stride, dilation)
+        or _weight_grad_by_taps(kernel.shape, stride, dilation)
+    ):
+        return _conv2d_cpu(x, kernel, stride, padding, dilation)
+    return _plain_conv(x, kernel, stride, padding, dilation)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def _conv2d_cpu(x, kernel, stride, padding, dilation):
     return _conv(x, kernel, stride, padding, dilation)
 
 
-def _conv2d_fwd(x, kernel, stride, padding, dilation):
+def _conv2d_cpu_fwd(x, kernel, stride, padding, dilation):
     return _conv(x, kernel, stride, padding, dilation), (x, kernel)
 
 
-def _conv2d_bwd(stride, padding, dilation, res, g):
+def _conv2d_cpu_bwd(stride, padding, dilation, res, g):
     x, kernel = res
     if not _weight_grad_by_taps(kernel.shape, stride, dilation):
         _, vjp = jax.vjp(lambda a, k: _conv(a, k, stride, padding, dilation), x, kernel)
         return vjp(g)
-    _, vjp_x = jax.vjp(lambda a: _conv(a, kernel, stride, padding, dilation), x)
-    (dx,) = vjp_x(g)
+    (dx,) = jax.linear_transpose(lambda a: _conv(a, kernel, stride, padding, dilation), x)(g)
     kh, kw, cin, cout = kernel.shape
     b, ho, wo, _ = g.shape
     xp = _pad_hw(x, padding)
@@ -202,7 +223,7 @@ def _conv2d_bwd(stride, padding, dilation, res, g):
     return dx, dk
 
 
-conv2d.defvjp(_conv2d_fwd, _conv2d_bwd)
+_conv2d_cpu.defvjp(_conv2d_cpu_fwd, _conv2d_cpu_bwd)
 
 
 class Conv2d(nn.Module):
@@ -245,12 +266,35 @@ def conv_transpose2d(
     padding: tuple[int, int],
     output_padding: tuple[int, int] = (0, 0),
 ) -> jax.Array:
-    """torch conv_transpose2d (NHWC, kernel (kh, kw, in, out) in torch orientation) by phase decomposition.
+    """torch conv_transpose2d (NHWC, kernel (kh, kw, in, out) in torch orientation).
+
+    XLA's own form is an lhs-dilated convolution (:func:`_conv_transpose_dilated`), used on every backend but
+    XLA:CPU, where its weight gradient runs ~55x slower than PyTorch's (shared/reference/perf_cpu.md) and
+    :func:`_conv_transpose_by_phases` computes the same function as an ordinary convolution instead.
+    """
+    if cpu_rewrites():
+        return _conv_transpose_by_phases(x, kernel, stride, padding, output_padding)
+    return _conv_transpose_dilated(x, kernel, stride, padding, output_padding)
+
+
+def _conv_transpose_dilated(x, kernel, stride, padding, output_padding):
+    """The transposed conv as the gradient of a strided conv: the input dilated by the stride, correlated
+    with the spatially flipped kernel, padded by ``k - 1 - p`` (plus ``output_padding`` at the end)."""
+    kh, kw = kernel.shape[:2]
+    pads = [
+        (kh - 1 - padding[0], kh - 1 - padding[0] + output_padding[0]),
+        (kw - 1 - padding[1], kw - 1 - padding[1] + output_padding[1]),
+    ]
+    flipped = jnp.flip(kernel, (0, 1))
+    return lax.conv_general_dilated(x, flipped, (1, 1), pads, lhs_dilation=stride, dimension_numbers=_DN)
+
+
+def _conv_transpose_by_phases(x, kernel, stride, padding, output_padding):
+    """The transposed conv by phase decomposition (the XLA:CPU path).
 
     A stride-s transposed convolution is s*s ordinary convolutions over the undilated input, one per output
     phase. All phases are computed by one convolution whose kernel holds each phase's taps (zeros elsewhere)
-    on s*s*out output channels, then interleaved (depth-to-space). XLA's lhs-dilated form of the same op has a
-    weight gradient ~55x slower on CPU (shared/reference/perf_cpu.md); this one is an ordinary conv.
+    on s*s*out output channels, then interleaved (depth-to-space).
     """
     n, h, w, cin = x.shape
     kh, kw, _, cout = kernel.shape
@@ -288,7 +332,8 @@ def conv_transpose2d(
 
 
 class ConvTranspose2d(nn.Module):
-    """torch.nn.ConvTranspose2d (groups 1, dilation 1), NHWC, phase-decomposed for fast CPU gradients."""
+    """torch.nn.ConvTranspose2d (groups 1, dilation 1), NHWC (phase-decomposed on XLA:CPU, see
+    :func:`conv_transpose2d`)."""
 
     features: int
     kernel_size: int | tuple[int, int] = 3

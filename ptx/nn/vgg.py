@@ -172,6 +172,6 @@ def load_vgg(path: str | os.PathLike | None, arch: str = "vgg19", *, seed: int =
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"VGG weights not found at {path}; need {missing_weights_message(arch)}")
-    from ptx.convert.torch_io import load_state_dict  # lazy: only needed for real files
+    from ptx.io.torch_pickle import load_state_dict  # lazy: only needed for real files
 
     return convert_torchvision(load_state_dict(path), arch)

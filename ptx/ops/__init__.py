@@ -3,6 +3,7 @@
 Every differentiable op takes ``impl="auto"|"xla"|"pallas"``; ``auto`` currently uses the jnp path on every
 backend (the Pallas kernels are validated in interpret mode only; see ``_dispatch.resolve_impl``).
 Flows are NHWC ``(B, h, w, 2)``: ``[..., 0]`` = x offset, ``[..., 1]`` = y offset, in pixels.
+``ptx.ops.ssim`` (imported on its own) holds the SSIM math the losses and the metrics share.
 """
 
 from ptx.ops import affine

@@ -6,6 +6,8 @@ from collections.abc import Callable
 
 import jax
 
+from ptx.backend import target_platform
+
 IMPLS = ("auto", "xla", "pallas")
 
 
@@ -24,8 +26,9 @@ def resolve_impl(impl: str) -> str:
 
 
 def interpret_mode() -> bool:
-    """Pallas kernels only compile natively on GPU/TPU; everywhere else they run in interpret mode."""
-    return jax.default_backend() not in ("gpu", "tpu")
+    """Pallas kernels only compile natively on GPU/TPU; everywhere else (including a CPU default device on a
+    GPU host, :func:`ptx.backend.target_platform`) they run in interpret mode."""
+    return target_platform() not in ("gpu", "tpu")
 
 
 def with_reference_vjp(forward: Callable, reference: Callable) -> Callable:

@@ -5,6 +5,12 @@ and ``[..., 1]`` = y (height) offsets in pixels of the image being sampled; outp
 image at ``(x + flow_x, y + flow_y)``. The output has the flow's spatial size, which may differ from the image's
 (only the image size is used for clamping).
 
+Some of the bilinear math takes an XLA:CPU form (measured faster there) only when
+:func:`ptx.backend.cpu_rewrites` says the trace is for the CPU: the hand-written bilinear backward, four row
+gathers instead of one, channel sums as dots. Other backends get the plain jnp forms and autodiff. The
+hand-written backward passes of the Gaussian resample and of local attention run on every backend: they exist
+for memory (no per-tap residuals) and order-independent image sums, not for CPU speed.
+
 Border rule (GFLA block_extractor, and resample2d's taps): integer corner indices are clamped to the image
 while the interpolation weights come from the *unclamped* fractional part. This equals
 ``grid_sample(padding_mode="border", align_corners=True)`` in pixel units; the position gradient vanishes
@@ -20,6 +26,7 @@ import jax.numpy as jnp
 from jax import lax
 from jax.experimental import pallas as pl
 
+from ptx.backend import cpu_rewrites
 from ptx.ops._dispatch import interpret_mode, resolve_impl, row_block, with_reference_vjp
 
 __all__ = ["bilinear_sample", "gaussian_resample", "resample"]
@@ -67,8 +74,19 @@ def take_rows(flat: jax.Array, idx: jax.Array) -> jax.Array:
 
 
 def channel_dot(a: jax.Array, b: jax.Array) -> jax.Array:
-    """``sum(a * b, -1)`` as a dot: XLA:CPU runs the reduce-of-multiply form of this ~20x slower."""
-    return jnp.einsum("...c,...c->...", a, b, precision=lax.Precision.HIGHEST)  # no bf16 passes on TPU
+    """``sum(a * b, -1)``; on XLA:CPU as a dot, since it runs the reduce-of-multiply form ~20x slower."""
+    if cpu_rewrites():
+        return jnp.einsum("...c,...c->...", a, b, precision=lax.Precision.HIGHEST)
+    return jnp.sum(a * b, axis=-1)
+
+
+def corner_rows(flat: jax.Array, idx) -> tuple[jax.Array, ...]:
+    """``take_rows`` of each corner index in ``idx``: on XLA:CPU as separate gathers (it runs one gather with a
+    stacked (..., 4) index ~80x slower), elsewhere as that one gather."""
+    if cpu_rewrites():
+        return tuple(take_rows(flat, i) for i in idx)
+    rows = take_rows(flat, jnp.stack(idx, axis=-1))
+    return tuple(rows[..., k, :] for k in range(len(idx)))
 
 
 def bilinear_corners(hs: int, ws: int, px: jax.Array, py: jax.Array):
@@ -95,10 +113,9 @@ def _corner_weights(ax, ay):
 def bilinear_value(flat: jax.Array, hs: int, ws: int, px: jax.Array, py: jax.Array) -> jax.Array:
     """Forward value of :func:`bilinear_flat` (plain autodiff, used inside hand-written backward passes)."""
     idx, ax, ay = bilinear_corners(hs, ws, px, py)
-    # Four separate row gathers: XLA:CPU runs one gather with a stacked (..., 4) index ~80x slower.
     out = None
-    for i, w in zip(idx, _corner_weights(ax, ay)):
-        term = w[..., None].astype(flat.dtype) * take_rows(flat, i)
+    for v, w in zip(corner_rows(flat, idx), _corner_weights(ax, ay)):
+        term = w[..., None].astype(flat.dtype) * v
         out = term if out is None else out + term
     return out
 
@@ -115,14 +132,18 @@ def bilinear_grads(flat, hs, ws, px, py, g, image_acc=None, step=None):
     vanishes outside the image (GFLA's CUDA backward).
     """
     idx, ax, ay = bilinear_corners(hs, ws, px, py)
-    v00, v01, v10, v11 = (take_rows(flat, i) for i in idx)
+    v00, v01, v10, v11 = corner_rows(flat, idx)
     bx, by = 1 - ax, 1 - ay
     g = g.astype(flat.dtype)
-    # g . (by (v01 - v00) + ay (v11 - v10)) from the four plain dots g . v: a dot with that elementwise prologue
-    # fused into it ran ~10x slower on XLA:CPU than the four dots plus scalar arithmetic.
-    d00, d01, d10, d11 = (channel_dot(g, v) for v in (v00, v01, v10, v11))
-    d_px = by * (d01 - d00) + ay * (d11 - d10)
-    d_py = bx * (d10 - d00) + ax * (d11 - d01)
+    if cpu_rewrites():
+        # g . (by (v01 - v00) + ay (v11 - v10)) from the four plain dots g . v: a dot with that elementwise
+        # prologue fused into it ran ~10x slower on XLA:CPU than the four dots plus scalar arithmetic.
+        d00, d01, d10, d11 = (channel_dot(g, v) for v in (v00, v01, v10, v11))
+        d_px = by * (d01 - d00) + ay * (d11 - d10)
+        d_py = bx * (d10 - d00) + ax * (d11 - d01)
+    else:
+        d_px = channel_dot(g, by[..., None] * (v01 - v00) + ay[..., None] * (v11 - v10))
+        d_py = channel_dot(g, bx[..., None] * (v10 - v00) + ax[..., None] * (v11 - v01))
     if image_acc is None:
         zeros = jnp.zeros(flat.shape, flat.dtype)
         image_acc = (zeros, zeros)
@@ -161,10 +182,13 @@ _bilinear.defvjp(_bilinear_fwd, _bilinear_bwd)
 def bilinear_flat(flat: jax.Array, hs: int, ws: int, px: jax.Array, py: jax.Array) -> jax.Array:
     """Border-replicate bilinear sample of a flattened ``(hs*ws, C)`` image at positions ``px, py`` (any shape).
 
-    Reverse-mode differentiable in all three arrays (hand-written VJP: recomputes the 4 gathers, sums the
-    image cotangent exactly-split, reduces channels with dots); no forward-mode derivative.
+    Differentiable in all three arrays. On XLA:CPU the reverse pass is hand-written (:func:`bilinear_grads`:
+    recomputes the 4 gathers, reduces channels with dots; reverse mode only), measured faster there; other
+    backends differentiate :func:`bilinear_value` itself, which gives the same derivatives.
     """
-    return _bilinear(flat, hs, ws, px, py)
+    if cpu_rewrites():
+        return _bilinear(flat, hs, ws, px, py)
+    return bilinear_value(flat, hs, ws, px, py)
 
 
 def gaussian_taps(pos: jax.Array, size: int, kernel_size: int, dilation: int, sigma: float):

@@ -19,12 +19,9 @@ import sys
 import numpy as np
 
 # Fixture prefix -> module with ``run_golden`` (converters for model fixtures; a loss hook for pSSIM).
-CONVERTERS = {
-    "gfla": "ptx.convert.gfla",
-    "patn": "ptx.convert.patn",
-    "scagan": "ptx.convert.scagan",
-    "pssim": "ptx.tools.golden_pssim",
-}
+CONVERTERS = {"gfla": "ptx.convert.gfla", "patn": "ptx.convert.patn", "pssim": "ptx.tools.golden_pssim"}
+CONVERTERS["openpose"] = "ptx.convert.openpose"
+CONVERTERS["scagan"] = "ptx.convert.scagan"
 
 
 def load_fixture(path: str | pathlib.Path) -> tuple[dict[str, np.ndarray], dict]:

@@ -68,12 +68,16 @@ class RunResult:
     metrics: dict[str, float]
 
 
-def pipeline_loader_factory(data_cfg) -> LoaderFactory:
-    """The real input pipeline (``ptx.data.pipeline.make_loader``) bound to ``config.data``."""
+def pipeline_loader_factory(data_cfg, method: Method | None = None) -> LoaderFactory:
+    """The real input pipeline (``ptx.data.pipeline.make_loader``) bound to ``config.data``, with the method's
+    per-pair host transform and pair filter for the requested split."""
 
     def make(**kwargs):
         from ptx.data import pipeline
 
+        if method is not None:
+            kwargs.setdefault("host_transform", method.host_transform(kwargs["split"]))
+            kwargs.setdefault("pair_filter", method.pair_filter(kwargs["split"]))
         return pipeline.make_loader(data_cfg, worker_count=data_cfg.get("worker_count", 0), **kwargs)
 
     return make
@@ -277,7 +281,7 @@ def run(config, workdir: str | pathlib.Path, *, loader_factory: LoaderFactory | 
     workdir.mkdir(parents=True, exist_ok=True)
     method = registry.get_method(config.method).build(config)
     mesh = sharding.make_mesh(config.mesh)
-    factory = loader_factory or pipeline_loader_factory(config.data)
+    factory = loader_factory or pipeline_loader_factory(config.data, method)
     stages = stages_from_config(config)
     offsets = np.cumsum([0] + [s.stage.num_steps for s in stages]).tolist()
     ckpt = checkpoint.Checkpointer(
@@ -489,7 +493,7 @@ def evaluate(config, workdir: str | pathlib.Path, *, loader_factory: LoaderFacto
         raise ValueError("config.evals is empty: nothing to evaluate")
     method = registry.get_method(config.method).build(config)
     mesh = sharding.make_mesh(config.mesh)
-    factory = loader_factory or pipeline_loader_factory(config.data)
+    factory = loader_factory or pipeline_loader_factory(config.data, method)
     stages = stages_from_config(config)
     offsets = np.cumsum([0] + [s.stage.num_steps for s in stages]).tolist()
     ckpt = checkpoint.Checkpointer(workdir / "checkpoints", keep=config.ckpt.keep, async_save=False)
