@@ -123,7 +123,7 @@ def test_disagreeing_config_names_the_fields(official):
         ConversionError, match="edge_ngf: config 32 vs file 64.*edge_blocks: config 9 vs file 6"
     ):
         convert.convert({"pctnet": pct}, wrong)
-    with pytest.raises(ConversionError, match="takes a pctnet"):
+    with pytest.raises(ConversionError, match="role takes a PCT-Net"):
         convert.convert({"pctnet": _random_state_dict(official["discriminators"]["is_netD_PP(in=3+3)"], 0)})
     del pct["residual.2.conv_block.5.weight"]
     with pytest.raises(ConversionError, match="residual.2.conv_block.5.weight"):
@@ -138,3 +138,23 @@ def test_latent_size_is_checked_against_fc(golden_dir):
     )  # latent 4x3 = 12 positions; the fixture's fc has 48
     with pytest.raises(ConversionError, match="latent positions"):
         convert.infer_config({"isnet": sd}, base=base)
+
+
+def test_cli_writes_a_loadable_checkpoint(golden_dir, tmp_path):
+    torch = pytest.importorskip("torch")
+    from ptx.convert.__main__ import main
+    from ptx.train import checkpoint
+
+    arrays, _ = check_golden.load_fixture(golden_dir / "scagan_pctnet_small.npz")
+    sd = {k[len("param/") :]: torch.from_numpy(v) for k, v in arrays.items() if k.startswith("param/")}
+    torch.save(sd, tmp_path / "latest_netG.pth")
+    assert (
+        main(["scagan", "--pctnet", str(tmp_path / "latest_netG.pth"), "--out", str(tmp_path / "out")]) == 0
+    )
+    meta = json.loads((tmp_path / "out" / "ptx_convert.json").read_text())
+    assert meta["method"] == "scagan" and meta["players"] == ["gen"] and meta["model"]["edge_ngf"] == 8
+    loaded = checkpoint.load_params(tmp_path / "out")
+    _, players = convert.convert({"pctnet": {k: v.numpy() for k, v in sd.items()}})
+    for a, b in zip(jax.tree.leaves(loaded), jax.tree.leaves(players)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert main(["scagan", "--isnet", str(tmp_path / "latest_netG.pth"), "--out", str(tmp_path / "o2")]) == 2

@@ -131,7 +131,7 @@ def test_predict_is_reproducible_per_rng(tiny, trained):
     config, method, _, _ = tiny
     batch, results = trained
     variables = results["isnet"][1]
-    predict = jax.jit(method.predict)
+    predict = jax.jit(method.predict).lower(variables, batch, jax.random.key(3)).compile(FAST)
     a = predict(variables, batch, jax.random.key(3))
     b = predict(variables, batch, jax.random.key(3))
     c = predict(variables, batch, jax.random.key(4))

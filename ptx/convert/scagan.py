@@ -272,7 +272,10 @@ def infer_config(
             raise _error(role, f"not an SCA-GAN state dict (first keys {sorted(sd)[:4]})")
         expected_kind = {"pctnet": "pctnet", "isnet": "isnet"}.get(role, "disc")
         if kind != expected_kind:
-            raise _error(role, f"holds a {kind} state dict; the {role} role takes a {expected_kind}")
+            names = {"isnet": "an IS-Net", "pctnet": "a PCT-Net", "disc": "a ResnetDiscriminator"}
+            raise _error(
+                role, f"holds {names[kind]} state dict; the {role} role takes {names[expected_kind]}"
+            )
         if cfg is not None:
             _check_fields(role, cfg, got)
         for f, v in got.items():
@@ -465,7 +468,7 @@ def _cli(argv: list[str] | None) -> int:
     import json
     import pathlib
 
-    from ptx.convert.torch_io import load_state_dict
+    from ptx.io.torch_pickle import load_state_dict
     from ptx.train import checkpoint
 
     ap = argparse.ArgumentParser(prog="python -m ptx.convert scagan", description=__doc__.splitlines()[0])

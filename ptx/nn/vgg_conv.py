@@ -58,6 +58,6 @@ def load_vgg_conv(path: str | os.PathLike) -> dict[str, Any]:
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path} not found; need {WHERE}")
-    from ptx.convert.torch_io import load_state_dict  # lazy: only needed for real files
+    from ptx.io.torch_pickle import load_state_dict  # lazy: only needed for real files
 
     return convert_vgg_conv(load_state_dict(path))
