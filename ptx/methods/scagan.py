@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -39,7 +41,15 @@ from ptx.data import shifted_edges as bep
 from ptx.data.heatmaps import gaussian_heatmaps
 from ptx.losses import contextual, gan, perceptual
 from ptx.methods.common import model_fields, resolve_vgg, to_unit, vgg_subset
-from ptx.methods.protocol import SOURCE_EDGE, Frozen, LossOutput, Outputs, PlayerVariables, StateUpdates
+from ptx.methods.protocol import (
+    SOURCE_EDGE,
+    Frozen,
+    HostTransform,
+    LossOutput,
+    Outputs,
+    PlayerVariables,
+    StateUpdates,
+)
 from ptx.models import scagan as models
 from ptx.nn import vgg as vgg_lib
 from ptx.nn import vgg_conv
@@ -100,7 +110,7 @@ class SCAGAN:
 
     # ------------------------------------------------------------------------------------------ host side
 
-    def host_transform(self, split: str):
+    def host_transform(self, split: str) -> HostTransform:
         """Per pair: XDoG edges when the data has none, then BEP2 (``shifted_edges``, float32 (H, W, 18))."""
         del split
         return functools.partial(
@@ -122,12 +132,19 @@ class SCAGAN:
         if which == "vgg19":
             params = resolve_vgg(opt.vgg_path, opt.vgg_fallback_random, needed_by="SCA-GAN's perceptual loss")
             return vgg_subset(params, (PERCEPTUAL_LAYER,))
-        if opt.vgg_conv_path:
-            return vgg_subset(vgg_conv.load_vgg_conv(opt.vgg_conv_path), self.cx_layers)
+        path = os.path.expanduser(opt.vgg_conv_path) if opt.vgg_conv_path else ""
+        if path and os.path.isfile(path):
+            return vgg_subset(vgg_conv.load_vgg_conv(path), self.cx_layers)
         if not opt.vgg_fallback_random:
             raise FileNotFoundError(
-                f"SCA-GAN's contextual loss needs {vgg_conv.WHERE}; pass --config.vgg_conv_path=/path/vgg_conv.pth"
+                f"SCA-GAN's contextual loss needs {vgg_conv.WHERE}, not found at {path!r}; pass "
+                "--config.vgg_conv_path=/path/vgg_conv.pth"
             )
+        warnings.warn(
+            f"vgg_conv.pth not found{' at ' + path if path else ''}: the contextual loss uses seeded random VGG19 "
+            "features (fine for demos and tests, not for paper numbers)",
+            stacklevel=2,
+        )
         return vgg_subset(vgg_lib.random_params("vgg19", seed=1), self.cx_layers)
 
     def frozen(self, stage: str) -> Frozen:

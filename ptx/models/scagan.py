@@ -59,8 +59,8 @@ def decoder_sizes(height: int, aspect: float, n_up: int = N_UPSAMPLING) -> tuple
     """
     if height % 2**n_up:
         raise ValueError(f"image height {height} must be a multiple of 2**{n_up} = {2**n_up}")
-    sizes = [(height // 2**n_up * 2**k,) for k in range(n_up + 1)]
-    sizes = [(h, round(h / aspect)) for (h,) in sizes]
+    heights = [height // 2**n_up * 2**k for k in range(n_up + 1)]
+    sizes = [(h, round(h / aspect)) for h in heights]
     return sizes[0], tuple(sizes[1:])
 
 
@@ -97,7 +97,7 @@ class Config:
         if len(self.up_sizes) != N_UPSAMPLING:
             raise ValueError(
                 f"scagan Config.up_sizes has {len(self.up_sizes)} sizes; the decoder upsamples {N_UPSAMPLING} "
-                "times (use decoder_sizes(height, width))"
+                "times (use for_image_size(cfg, height, width))"
             )
         if min(self.edge_ngf, self.style_ngf, self.nf, self.z_dim, self.spade_hidden, self.ndf) < 1:
             raise ValueError(f"scagan Config: widths must be positive, got {self}")
@@ -133,7 +133,9 @@ VARIANTS: dict[str, Config] = {
     ),
 }
 
-# The original's init_weights('normal') over the whole generator: conv / linear weights N(0, 0.02).
+# The original's init_weights('normal') over the whole generator: conv weights N(0, 0.02) (ptx's ``fc`` keeps
+# PyTorch's default uniform init and batch-norm scales start at 1, where the original draws N(0, 0.02) and
+# N(1, 0.02): starting points only, converted weights are unaffected).
 _normal_002 = resnet.normal_002
 
 
