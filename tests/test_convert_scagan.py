@@ -94,7 +94,13 @@ def test_official_isnet_and_critics_convert_exactly(official):
 def test_official_pctnet_converts_exactly(official):
     pct = _random_state_dict(official["pctnet_generator"], 3)
     cfg, players = convert.convert({"pctnet": pct})
-    assert [getattr(cfg, f) for f in convert.PCT_FIELDS] == [64, 6, 2, 18, 1]
+    assert (cfg.edge_ngf, cfg.edge_blocks, cfg.edge_downsampling, cfg.pose_nc, cfg.edge_nc) == (
+        64,
+        6,
+        2,
+        18,
+        1,
+    )
     assert list(players["gen"]["params"]) == ["edge_generator"]
     assert _n_params(players["gen"]) == official["param_counts"]["pctnet_generator"]
     _assert_same_state_dict(convert.export(cfg, players)["pctnet"], pct)

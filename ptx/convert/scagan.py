@@ -60,10 +60,7 @@ PCT_IN_ISNET = "edge_generator.model_edge"
 DECODER_NAMES = {"head_0": "head_0", "middle_0": "G_middle_0", "middle_1": "G_middle_1"} | {
     f"up_{i}": f"up_{i}" for i in range(4)
 }
-# Config fields each kind of file determines (the rest are not in the weights).
-PCT_FIELDS = ("edge_ngf", "edge_blocks", "edge_downsampling", "pose_nc", "edge_nc")
-ISNET_FIELDS = ("image_nc", "style_ngf", "style_downsampling", "nf", "z_dim", "spade_hidden")
-DISC_FIELDS = ("ndf", "n_blocks_d", "n_downsampling_d", "use_dropout_d")
+# Config fields no weight file determines (the others are inferred by the infer_*_fields functions).
 NOT_IN_WEIGHTS = ("latent_size", "up_sizes", "content_weight")
 
 
@@ -123,7 +120,7 @@ def _spade(dst: tuple, src: str) -> list[Rule]:
 
 
 def isnet_rules(cfg: model.Config) -> list[Rule]:
-    """``CSGenerator`` without its PCT-Net -> the ``gen`` player (``ISNet`` minus ``edge_generator``)."""
+    """``CSGenerator`` without its PCT-Net -> everything of the ``gen`` player but ``edge_generator``."""
     names = ["head_0"] + [f"down_{i}" for i in range(cfg.style_downsampling)]
     rules = []
     for n, name in enumerate(names):

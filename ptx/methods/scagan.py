@@ -130,7 +130,7 @@ class SCAGAN:
     def _load_vgg(self, which: str) -> dict[str, Any]:
         opt = self.options
         if which == "vgg19":
-            params = resolve_vgg(opt.vgg_path, opt.vgg_fallback_random, needed_by="SCA-GAN's perceptual loss")
+            params = resolve_vgg(opt.vgg_path, opt.vgg_fallback_random, needed_by="SCA-GAN's perceptual terms")
             return vgg_subset(params, (PERCEPTUAL_LAYER,))
         path = os.path.expanduser(opt.vgg_conv_path) if opt.vgg_conv_path else ""
         if path and os.path.isfile(path):
