@@ -130,7 +130,9 @@ class SCAGAN:
     def _load_vgg(self, which: str) -> dict[str, Any]:
         opt = self.options
         if which == "vgg19":
-            params = resolve_vgg(opt.vgg_path, opt.vgg_fallback_random, needed_by="SCA-GAN's perceptual terms")
+            params = resolve_vgg(
+                opt.vgg_path, opt.vgg_fallback_random, needed_by="SCA-GAN's perceptual terms"
+            )
             return vgg_subset(params, (PERCEPTUAL_LAYER,))
         path = os.path.expanduser(opt.vgg_conv_path) if opt.vgg_conv_path else ""
         if path and os.path.isfile(path):
@@ -307,13 +309,18 @@ class SCAGAN:
     ) -> dict[str, jax.Array]:
         """Eval mode (the PCT-Net's running statistics, as the original's test): {"image", "edge"}.
 
-        z ~ N(0, I) comes from ``rng`` (None: key 0), so the same key gives the same image.
+        z ~ N(0, I) comes from ``rng`` (None: key 0), so the same key gives the same image. A ``gen`` that
+        holds only the PCT-Net (after stage ``pctnet``) gives its edges, as grey RGB, for ``image``.
         """
         x = self.inputs(batch)
+        gen = {k: v for k, v in variables["gen"].items() if k in ("params", "batch_stats")}
+        edge_args = (x["source_edge"], x["target_pose"], x["shifted_edges"])
+        if set(gen["params"]) == {models.EDGE_GENERATOR}:
+            edge = self.pct.apply(models.edge_variables(gen), *edge_args)["edge"]
+            return {"image": jnp.repeat(edge, 3, axis=-1), "edge": edge}
         rng = jax.random.key(0) if rng is None else rng
         z = models.sample_z(self.cfg, rng, x["source"].shape[0])
-        gen = {k: v for k, v in variables["gen"].items() if k in ("params", "batch_stats")}
-        out = self.gen.apply(gen, x["source"], x["source_edge"], x["target_pose"], x["shifted_edges"], z)
+        out = self.gen.apply(gen, x["source"], *edge_args, z)
         return {"image": out["image"], "edge": out["edge"]}
 
 
