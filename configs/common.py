@@ -146,6 +146,30 @@ def log(
     )
 
 
+def summary(
+    enabled: bool = True, pairs: int = 400, rows: int = 8, mean_pairs: int = 512, lpips_trunk: str = ""
+) -> ConfigDict:
+    """The end-of-run summary (``ptx.train.summary``): ``pairs`` held-out pairs scored beside the copy-source
+    and mean-image baselines (the mean over ``mean_pairs`` training targets), a grid of ``rows`` pairs,
+    ``report.html`` and the sampling command. ``lpips_trunk``: torchvision's AlexNet file (default: the torch
+    hub cache); LPIPS is skipped when it is absent. ``enabled=False`` (``--config.summary.enabled=false``)
+    turns it off."""
+    return ConfigDict(
+        {
+            "enabled": enabled,
+            "pairs": pairs,
+            "rows": rows,
+            "mean_pairs": mean_pairs,
+            "lpips_trunk": lpips_trunk,
+        }
+    )
+
+
+def summary_for(variant: str) -> ConfigDict:
+    """``summary()`` sized for a variant: a handful of pairs for ``tiny`` (tests stay fast)."""
+    return summary(pairs=4, rows=2, mean_pairs=16) if variant == "tiny" else summary()
+
+
 def adam(
     lr: float,
     b1: float = 0.5,
@@ -213,6 +237,7 @@ def base(method: str, *, seed: int = 0) -> ConfigDict:
     c.sharding = sharding()
     c.ckpt = ckpt()
     c.log = log()
+    c.summary = summary()
     c.init_from = ""  # an Orbax dir of {player: params} written by `python -m ptx.convert`
     c.eval_split = "test"
     c.eval_batches = 0  # batches of eval_split per evaluation; 0 = the whole split

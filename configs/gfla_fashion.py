@@ -108,6 +108,7 @@ def gfla_config(arg, *, data: str) -> common.ConfigDict:
         image_every_steps=common.by_variant(v, paper=1000, demo=100, tiny=0),
     )
     c.evals = common.ConfigDict()
+    c.summary = common.summary_for(v)
     return c
 
 

@@ -137,6 +137,7 @@ def patn_config(arg, *, data: str, study: str = "patn") -> common.ConfigDict:
     )
     c.evals = common.ConfigDict(evals(v, data, study))
     c.eval_batches = common.by_variant(v, paper=0, demo=0, tiny=1)
+    c.summary = common.summary_for(v)
     return c
 
 

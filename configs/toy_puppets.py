@@ -53,4 +53,5 @@ def get_config(arg=None):
         else {"ssim": {"type": "ssim", "every_steps": 0}, "l1": {"type": "l1", "every_steps": 0}}
     )
     c.eval_batches = common.by_variant(v, paper=0, demo=2, tiny=1)
+    c.summary = common.summary_for(v)
     return c.lock()

@@ -12,6 +12,7 @@ from typing import Any
 
 import tensorflow_datasets as tfds
 
+from ptx.data import progress
 from ptx.data.annotations import DataFileError
 
 from . import _common
@@ -87,6 +88,7 @@ def build(
     dl_config = tfds.download.DownloadConfig(
         manual_dir=os.fspath(os.path.expanduser(manual_dir)) if manual_dir else None
     )
-    builder.download_and_prepare(download_config=dl_config)
+    with progress.tfds_bars_off():  # one plain bar per split instead (ptx.data.progress)
+        builder.download_and_prepare(download_config=dl_config)
     _common.remove_incomplete(builder)
     return builder

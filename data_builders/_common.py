@@ -39,6 +39,7 @@ import tensorflow_datasets as tfds
 from etils import epath
 from PIL import Image, UnidentifiedImageError
 
+from ptx.data import progress
 from ptx.data.annotations import DataFileError, Skipped
 from ptx.data.parsing import LIP_CLASSES, UNLABELLED
 
@@ -214,6 +215,12 @@ class PoseBuilder(tfds.core.GeneratorBasedBuilder, abc.ABC):
         # TFDS's own lookup needs the importlib_resources backport for packages outside TFDS.
         return epath.Path(inspect.getfile(cls))
 
+    def _log_download_bytes(self) -> None:
+        pass  # TFDS's "Downloading and preparing dataset Unknown size ...": the progress lines say it
+
+    def _log_download_done(self) -> None:
+        pass  # the caller reports the finished build (python -m data_builders prints the splits)
+
     def _info(self) -> tfds.core.DatasetInfo:
         return tfds.core.DatasetInfo(
             builder=self,
@@ -249,7 +256,7 @@ class PoseBuilder(tfds.core.GeneratorBasedBuilder, abc.ABC):
     def _generate_examples(
         self, entries: list[dict[str, Any]], split: str
     ) -> Iterator[tuple[int, dict[str, Any]]]:
-        yield from self._examples(entries)
+        yield from self._examples(progress.track(entries, f"[{self.name}] {split}", unit="image"))
         tally = self.skipped(split)  # complete now: loading may add to it
         self.info.metadata["skipped"][split] = dict(tally.counts)
         if tally.counts:

@@ -9,8 +9,10 @@ import importlib
 from types import ModuleType
 
 METHODS: dict[str, str] = {
+    "casd": "ptx.methods.casd",
     "gfla": "ptx.methods.gfla",
     "patn": "ptx.methods.patn",
+    "defgan": "ptx.methods.defgan",
     "scagan": "ptx.methods.scagan",
     "toy": "ptx.methods.toy",
 }

@@ -166,3 +166,104 @@ def test_random_paper_sampler_needs_no_vgg_file():
     sampler = api.sampler_for(api.model_config("gfla_fashion", "paper"), None)
     assert sampler.image_size == (256, 256)
     assert abs(sampler.frame_aspect - 256 / 176) < 1e-9
+
+
+def test_a_training_workdir_loads_with_the_config_it_ran(tmp_path, tmp_path_factory):
+    from train_fixtures import Recorder, cheap_compiles, shared_cache_dir, tiny_config
+
+    from configs import common
+    from ptx.train import logging as tlog
+    from ptx.train import loop
+
+    config = tiny_config(
+        **{
+            "stages": [common.stage("full", 1, ["gen", "disc"])],
+            "mesh.shape": (1,),
+            "ckpt.every_steps": 1,
+            "log.tensorboard": False,
+        }
+    )
+    tlog.write_config(config, tmp_path)  # as python -m ptx.main does
+    with cheap_compiles(shared_cache_dir(tmp_path_factory)):
+        loop.run(config, tmp_path, loader_factory=Recorder(config.data.image_size, config.data.batch_size))
+    ran = api.run_config(tmp_path)  # config.json read back as the ConfigDict the run used
+    assert ran == config and ran.stages[0].name == "full" and ran.data.image_size == (32, 16)
+    sampler = ptx.load("toy_puppets", tmp_path)
+    assert set(sampler.variables) == {"gen", "disc"}
+    image = ptx.sample(_photo(), _pose(20), model="toy_puppets", checkpoint=tmp_path, src_pose=_pose())
+    assert image.dtype == np.uint8 and image.shape == (32, 16, 3)
+    with pytest.raises(api.CheckpointError, match="holds no weights|does not fit"):
+        api.load("toy_puppets", tmp_path / "checkpoints" / "1" / "meta")
+
+
+def test_sixteen_bit_and_animated_images(tmp_path):
+    sixteen = tmp_path / "deep.png"
+    Image.fromarray(np.full((6, 5), 32896, np.uint16)).save(sixteen)  # 32896 / 257 = 128
+    arr = api.read_image(sixteen)
+    assert arr.shape == (6, 5, 3) and np.all(arr == 128)  # scaled to 8 bits, not clipped to white
+    assert np.all(api.read_image(np.full((2, 2, 3), 65535, np.uint16)) == 255)
+    gif = tmp_path / "anim.gif"
+    frames = [Image.fromarray(np.full((4, 4, 3), v, np.uint8)) for v in (10, 200)]
+    frames[0].save(gif, save_all=True, append_images=frames[1:])
+    with pytest.warns(UserWarning, match="2 frames; using the first"):
+        first = api.read_image(gif)
+    assert abs(int(first.mean()) - 10) <= 2
+
+
+def test_target_pose_far_outside_the_photo_is_refused(sampler):
+    far = _pose() + np.float32(2000.0)
+    with pytest.raises(ValueError, match="far outside"):
+        sampler(_photo(), far, src_pose=_pose())
+
+
+@pytest.fixture(scope="module")
+def openpose_weights(golden_dir, tmp_path_factory):
+    """The OpenPose golden's narrow random weights as a ptx.convert directory (what $PTX_OPENPOSE_WEIGHTS
+    names), and the golden photo (a person)."""
+    from ptx.convert import common
+    from ptx.convert import openpose as convert_openpose
+    from ptx.tools.check_golden import load_fixture
+
+    arrays, _ = load_fixture(golden_dir / "openpose_body_small.npz")
+    sd = {k[len("param/") :]: v for k, v in arrays.items() if k.startswith("param/")}
+    cfg, players = convert_openpose.convert({"body": sd})
+    out = common.write_converted(tmp_path_factory.mktemp("op") / "w", "openpose", cfg, players)
+    photo = np.ascontiguousarray(arrays["input/image_bgr_uint8"][..., ::-1])
+    return out, photo
+
+
+def test_src_pose_auto_and_a_photo_as_pose(sampler, openpose_weights, monkeypatch, tmp_path):
+    from ptx.pose import estimator
+
+    weights, photo = openpose_weights
+    monkeypatch.setenv("PTX_OPENPOSE_WEIGHTS", str(weights))
+    kps = estimator.estimate_pose(photo)
+    auto = sampler(photo, kps, src_pose="auto")
+    np.testing.assert_array_equal(auto, sampler(photo, kps, src_pose=kps))
+    by_photo = sampler(photo, photo, src_pose="auto")  # the target pose read off a photo
+    assert by_photo.shape == auto.shape and by_photo.dtype == np.uint8
+    sample_cli = importlib.import_module("ptx.sample")
+    monkeypatch.setattr(api, "load", lambda *a, **k: sampler)
+    Image.fromarray(photo).save(tmp_path / "p.png")
+    args = ["--checkpoint", "x", "--src", str(tmp_path / "p.png"), "--src-pose", "auto"]
+    assert sample_cli.main([*args, "--pose", str(tmp_path / "p.png"), "--out", str(tmp_path / "o.png")]) == 0
+    assert Image.open(tmp_path / "o.png").size == sampler.image_size[::-1]
+
+
+def test_cli_input_errors_are_one_line(sampler, tmp_path, monkeypatch, capsys):
+    sample_cli = importlib.import_module("ptx.sample")
+    monkeypatch.setattr(api, "load", lambda *a, **k: sampler)
+    np.save(tmp_path / "src.npy", _pose())
+    argv = [
+        "--checkpoint",
+        "x",
+        "--src",
+        str(tmp_path / "missing.jpg"),
+        "--src-pose",
+        str(tmp_path / "src.npy"),
+    ]
+    assert (
+        sample_cli.main([*argv, "--pose", str(tmp_path / "src.npy"), "--out", str(tmp_path / "o.png")]) == 2
+    )
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "missing.jpg" in err and "\n" not in err and "Traceback" not in err

@@ -42,7 +42,9 @@ def test_official_checkpoints_convert_exactly(official_keys, name):
     entry = official_keys[name]
     sd = _zeros_state_dict(entry["keys"])
     assert len(sd) == entry["num_state_dict_entries"]
-    variables, cfg, got_kind = conv.convert(sd, what=name)  # strict: every key used, every ptx leaf written
+    variables, cfg, got_kind = conv.convert_state_dict(
+        sd, what=name
+    )  # strict: every key used, every ptx leaf written
     assert got_kind == kind
     want_cfg = gfla.VARIANTS[preset]
     fields = {
@@ -72,19 +74,19 @@ def test_stage1_flow_net_shares_the_generator_path(official_keys):
 def test_problems_are_reported(official_keys):
     sd = dict(_zeros_state_dict(official_keys["market_generator"]["keys"]))
     with pytest.raises(common.ConversionError, match="attn_layer"):
-        conv.convert(sd, gfla.VARIANTS["fashion"], what="market G")  # wrong config for the file
+        conv.convert_state_dict(sd, gfla.VARIANTS["fashion"], what="market G")  # wrong config for the file
     bad = dict(sd)
     bad["target.outconv.model.2.weight"] = np.ones(sd["target.outconv.model.2.weight"].shape, np.float32)
     with pytest.raises(common.ConversionError, match="alias_mismatch"):
-        conv.convert(bad)
+        conv.convert_state_dict(bad)
     extra = dict(sd, **{"target.extra.weight": np.zeros(3, np.float32)})
     with pytest.raises(common.ConversionError, match="target.extra.weight"):
-        conv.convert(extra)
+        conv.convert_state_dict(extra)
     missing = {k: v for k, v in sd.items() if k != "flow_net.mask2.0.bias"}
     with pytest.raises(common.ConversionError, match="flow_net.mask2.0.bias"):
-        conv.convert(missing)
+        conv.convert_state_dict(missing)
     with pytest.raises(common.ConversionError, match="not a GFLA"):
-        conv.convert({"foo.weight": np.zeros(2)})
+        conv.convert_state_dict({"foo.weight": np.zeros(2)})
 
 
 # A market-layout model at other widths, depth of res blocks and size: exported with the official names, then
@@ -125,13 +127,13 @@ def test_synthetic_market_layout_round_trip(synthetic):
         "target.attn1.fully_connect_layer.0.weight" in sd
         and "target.attn0.fully_connect_layer.0.weight" not in sd
     )
-    back, cfg, kind = conv.convert(sd)
+    back, cfg, kind = conv.convert_state_dict(sd)
     assert kind == "generator"
     assert (cfg.ngf, cfg.img_f, cfg.num_blocks, cfg.attn_layer, cfg.kernel_sizes) == (8, 24, 3, (2,), {2: 3})
     assert (cfg.flow_ngf, cfg.flow_img_f, cfg.flow_layers) == (4, 16, 5)
     jax.tree.map(np.testing.assert_array_equal, back, jax.tree.map(np.asarray, variables))
     flows_only = {k: v for k, v in sd.items() if k.startswith("flow_net.")}
-    stage1, cfg1, kind1 = conv.convert(flows_only)
+    stage1, cfg1, kind1 = conv.convert_state_dict(flows_only)
     assert kind1 == "flow" and cfg1.attn_layer == (2,)
     jax.tree.map(np.testing.assert_array_equal, stage1["params"]["flow_net"], back["params"]["flow_net"])
 
@@ -181,7 +183,7 @@ def test_discriminator_spectral_norm_parity():
         for _ in range(3):  # training forwards: power iterations move weight_u / weight_v
             d(torch.randn(2, 3, 32, 16))
     sd = {k: v.numpy().copy() for k, v in d.state_dict().items()}
-    variables, got_cfg, kind = conv.convert(sd, what="torch D")
+    variables, got_cfg, kind = conv.convert_state_dict(sd, what="torch D")
     assert kind == "discriminator" and got_cfg.disc_layers == 3 and got_cfg.disc_ndf == 4
     model = gfla.ResDiscriminator(got_cfg)
     xj = jnp.asarray(x.numpy().transpose(0, 2, 3, 1))
@@ -202,32 +204,23 @@ def test_discriminator_spectral_norm_parity():
     )
 
 
-def test_cli_writes_orbax_checkpoint(tmp_path, synthetic, monkeypatch):
+def test_cli_writes_the_common_layout(tmp_path, synthetic, monkeypatch, capsys):
     from ptx.convert import __main__ as convert_main
     from ptx.convert import torch_io
 
     _, variables, _ = synthetic
-    g_sd = common.export_state_dict(variables, conv.generator_rules(SYNTH))
     d_vars = jax.eval_shape(gfla.ResDiscriminator(SYNTH).init, jax.random.key(0), jnp.zeros((1, 64, 32, 3)))
     d_vars = jax.tree.map(lambda s: np.full(s.shape, 0.5, np.float32), d_vars)
-    d_sd = common.export_state_dict(d_vars, conv.discriminator_rules(SYNTH))
-    files = {"G.pth": g_sd, "D.pth": d_sd}
+    files = conv.export(SYNTH, {"gen": variables, "disc": d_vars})
     monkeypatch.setattr(torch_io, "load_state_dict", lambda path, **_: files[str(path).rsplit("/", 1)[-1]])
     out = tmp_path / "converted"
-    argv = [
-        "gfla",
-        "--generator",
-        str(tmp_path / "G.pth"),
-        "--discriminator",
-        str(tmp_path / "D.pth"),
-        "--out",
-        str(out),
-    ]
+    argv = ["gfla", "--generator", "generator", "--discriminator", "discriminator", "--out", str(out)]
     assert convert_main.main(argv) == 0
-    meta = json.loads((out / "ptx_convert.json").read_text())
+    meta = json.loads((out / common.META_FILE).read_text())
     assert (
         meta["players"] == ["disc", "gen"] and meta["model"]["ngf"] == 8 and meta["model"]["disc_layers"] == 3
     )
+    assert meta["fields_not_in_weights"] == sorted(conv.FIELDS_NOT_IN_WEIGHTS)
     from ptx import api
     from ptx.train import checkpoint
 
@@ -239,8 +232,9 @@ def test_cli_writes_orbax_checkpoint(tmp_path, synthetic, monkeypatch):
     assert set(restored["disc"]) == {"params", "spectral"}
     sampled, _ = api.load_variables(out)  # what ptx.sample reads
     assert set(sampled) == {"gen", "disc"}
-    with pytest.raises(SystemExit, match="not empty"):
-        convert_main.main(argv)  # a second run refuses to overwrite
+    capsys.readouterr()
+    assert convert_main.main(argv) == 2  # a second run refuses to overwrite
+    assert "is not empty" in capsys.readouterr().err
 
 
 def test_other_option_sets_round_trip():
@@ -261,7 +255,23 @@ def test_other_option_sets_round_trip():
     variables = jax.tree.map(lambda s: rng.normal(size=s.shape).astype(np.float32), shapes)
     sd = common.export_state_dict(variables, conv.generator_rules(cfg))
     assert "target.decoder0.0.shortcut.0.weight_orig" in sd and "flow_net.jump0.model.2.weight_u" in sd
-    back, inferred, _ = conv.convert(sd)
+    back, inferred, _ = conv.convert_state_dict(sd)
     jax.tree.map(np.testing.assert_array_equal, back, variables)
     assert (inferred.layers, inferred.num_blocks, inferred.use_spect) == (4, 1, True)
     assert inferred.kernel_sizes == {2: 3, 3: 3, 4: 1}
+
+
+def test_stage1_conversion_loads_as_a_flow_only_sampler(tmp_path):
+    from ptx import api
+
+    cfg = gfla.Config(**api.model_config("gfla_fashion", "tiny").model.to_dict())
+    rng = np.random.default_rng(2)
+    flow = jax.tree.map(
+        lambda s: rng.normal(size=s.shape).astype(np.float32), conv.abstract_variables(cfg, "flow")
+    )
+    state_dicts = conv.export(cfg, {"gen": flow})
+    assert set(state_dicts["generator"]) and all(k.startswith("flow_net.") for k in state_dicts["generator"])
+    got_cfg, players = conv.convert(state_dicts, cfg)
+    common.write_converted(tmp_path / "stage1", "gfla", got_cfg, players)
+    sampler = api.load("gfla_fashion", tmp_path / "stage1", variant="tiny")  # fits the config's flow stage
+    assert set(sampler.variables["gen"]["params"]) == {"flow_net"}

@@ -126,7 +126,7 @@ def test_disagreeing_config_names_the_fields(official):
     pct = _random_state_dict(official["pctnet_generator"], 5)
     wrong = dataclasses.replace(scagan.VARIANTS["fashion"], edge_ngf=32, edge_blocks=9)
     with pytest.raises(
-        ConversionError, match="edge_ngf: config 32 vs file 64.*edge_blocks: config 9 vs file 6"
+        ConversionError, match="edge_ngf: config 32, weights 64, edge_blocks: config 9, weights 6"
     ):
         convert.convert({"pctnet": pct}, wrong)
     with pytest.raises(ConversionError, match="role takes a PCT-Net"):
@@ -149,7 +149,7 @@ def test_latent_size_is_checked_against_fc(golden_dir):
 def test_cli_writes_a_loadable_checkpoint(golden_dir, tmp_path):
     torch = pytest.importorskip("torch")
     from ptx.convert.__main__ import main
-    from ptx.train import checkpoint
+    from ptx.convert.common import read_converted
 
     arrays, _ = check_golden.load_fixture(golden_dir / "scagan_pctnet_small.npz")
     sd = {k[len("param/") :]: torch.from_numpy(v) for k, v in arrays.items() if k.startswith("param/")}
@@ -157,9 +157,8 @@ def test_cli_writes_a_loadable_checkpoint(golden_dir, tmp_path):
     assert (
         main(["scagan", "--pctnet", str(tmp_path / "latest_netG.pth"), "--out", str(tmp_path / "out")]) == 0
     )
-    meta = json.loads((tmp_path / "out" / "ptx_convert.json").read_text())
-    assert meta["method"] == "scagan" and meta["players"] == ["gen"] and meta["model"]["edge_ngf"] == 8
-    loaded = checkpoint.load_params(tmp_path / "out")
+    method, model_cfg, loaded = read_converted(tmp_path / "out")
+    assert method == "scagan" and list(loaded) == ["gen"] and model_cfg["edge_ngf"] == 8
     _, players = convert.convert({"pctnet": {k: v.numpy() for k, v in sd.items()}})
     for a, b in zip(jax.tree.leaves(loaded), jax.tree.leaves(players)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -42,3 +42,41 @@ def test_eval_does_not_rewrite_the_run_record(parse, monkeypatch, tmp_path):
     parse(f"--workdir={tmp_path}", "--mode=eval")
     cli.main(["ptx.main"])
     assert record.read_text() == '{"seed": 123}\n'
+
+
+def test_user_errors_are_one_line_with_exit_2(tmp_path):
+    """Each command line: an input error prints ``error: ...`` on one line (no traceback) and exits 2."""
+    import subprocess
+    import sys
+
+    truncated = tmp_path / "gen" / "a.png"
+    truncated.parent.mkdir()
+    from PIL import Image
+
+    Image.new("RGB", (64, 128), (9, 9, 9)).save(truncated)
+    truncated.write_bytes(truncated.read_bytes()[:60])
+    toy = f"{REPO / 'configs/toy_puppets.py'}:tiny"
+    cases = [
+        (
+            ["ptx.main", f"--config={toy}", f"--workdir={tmp_path / 'w'}", "--config.data.batch_size=-2"],
+            "batch size -2",
+        ),
+        (
+            ["ptx.main", f"--config={toy}", f"--workdir={tmp_path / 'w'}", "--config.stages[5].num_steps=3"],
+            "stages",
+        ),
+        (["ptx.evaluate", "--generated", str(truncated.parent), "--real", str(truncated.parent)], "a.png"),
+        (
+            ["ptx.convert", "gfla", "--generator", str(tmp_path / "none.pth"), "--out", str(tmp_path / "o")],
+            "none.pth",
+        ),
+    ]
+    for argv, needle in cases:
+        out = subprocess.run(
+            [sys.executable, "-m", *argv], cwd=REPO, capture_output=True, text=True, timeout=300
+        )
+        lines = [line for line in out.stderr.strip().splitlines() if line.strip()]
+        assert out.returncode == 2, (argv, out.stderr[-2000:])
+        problem = [line for line in lines if line.startswith(("error: ", "FATAL flags error: "))]
+        assert "Traceback" not in out.stderr and len(problem) == 1, (argv, out.stderr[-2000:])
+        assert needle in out.stderr[out.stderr.index(problem[0]) :], (argv, out.stderr[-2000:])

@@ -282,7 +282,7 @@ def test_estimate_pose_from_file_is_converted_once_and_cached(
     monkeypatch.setenv("PTX_CACHE_DIR", str(tmp_path / "cache"))
     want = estimators["openpose"](photo)
     np.testing.assert_array_equal(ptx.estimate_pose(photo, weights=pth_file, mode="openpose"), want)
-    cached = list((tmp_path / "cache" / "openpose").glob("body_pose_model-*/params.npz"))
+    cached = list((tmp_path / "cache" / "openpose").glob("body_pose_model-*/ptx_convert.json"))
     assert len(cached) == 1
     from ptx.pose import estimator
 

@@ -95,3 +95,89 @@ def test_former_location_is_an_alias():
 
     assert torch_io.load_state_dict is torch_pickle.load_state_dict
     assert torch_io.unwrap_state_dict is torch_pickle.unwrap_state_dict
+
+
+# ----------------------------------------------------------------------------------------------- hostile files
+
+
+def _unicode(text: str) -> bytes:
+    raw = text.encode()
+    return b"X" + len(raw).to_bytes(4, "little") + raw
+
+
+def _int(v: int) -> bytes:
+    return b"J" + int(v).to_bytes(4, "little", signed=True)
+
+
+def _tuple(*items: bytes) -> bytes:
+    return b"(" + b"".join(items) + b"t"
+
+
+def _crafted_pickle(numel: int, size: tuple[int, ...], stride: tuple[int, ...]) -> bytes:
+    """A state dict pickle {"weight": tensor(storage "0" of ``numel`` floats, size, stride)}, opcode by opcode
+    (no torch needed to write it)."""
+    ordered_dict = b"ccollections\nOrderedDict\n)R"
+    storage = _tuple(
+        _unicode("storage"), b"ctorch\nFloatStorage\n", _unicode("0"), _unicode("cpu"), _int(numel)
+    )
+    tensor = (
+        b"ctorch._utils\n_rebuild_tensor_v2\n"
+        + _tuple(
+            storage + b"Q",
+            _int(0),
+            _tuple(*map(_int, size)),
+            _tuple(*map(_int, stride)),
+            b"\x89",
+            ordered_dict,
+        )
+        + b"R"
+    )
+    return b"\x80\x02" + ordered_dict + b"(" + _unicode("weight") + tensor + b"u."
+
+
+def _crafted_zip(path, pickle_bytes: bytes, storage: bytes, compress: bool = False):
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED) as zf:
+        zf.writestr("archive/data.pkl", pickle_bytes)
+        zf.writestr("archive/data/0", storage)
+    return path
+
+
+def test_crafted_file_is_read_correctly_when_honest(tmp_path):
+    path = _crafted_zip(
+        tmp_path / "ok.pth", _crafted_pickle(4, (2, 2), (2, 1)), np.arange(4, dtype="<f4").tobytes()
+    )
+    sd = torch_pickle.load_state_dict(path, use_torch=False)
+    np.testing.assert_array_equal(sd["weight"], [[0, 1], [2, 3]])
+    assert torch_pickle.inspect(path) == {"weight": ((2, 2), np.dtype(np.float32))}
+
+
+@pytest.mark.parametrize("use_torch", [False, True])
+def test_tensor_reaching_past_its_storage_is_refused(tmp_path, use_torch):
+    """A 1 KB file whose tensor claims 4M floats over a 16-byte storage: refused, never read past the buffer."""
+    if use_torch:
+        pytest.importorskip("torch")
+    path = _crafted_zip(tmp_path / "evil.pth", _crafted_pickle(4, (2048, 2048), (2048, 1)), b"\0" * 16)
+    assert path.stat().st_size < 1024
+    with pytest.raises(Exception, match="reads element 4194303 of a storage holding 4"):
+        torch_pickle.load_state_dict(path, use_torch=use_torch)
+
+
+def test_storage_smaller_than_declared_is_refused(tmp_path):
+    path = _crafted_zip(tmp_path / "short.pth", _crafted_pickle(4, (4,), (1,)), b"\0" * 8)
+    with pytest.raises(ValueError, match="declares 4 x float32 .16 bytes. but archive/data/0 holds 8 bytes"):
+        torch_pickle.load_state_dict(path, use_torch=False)
+
+
+@pytest.mark.parametrize("use_torch", [False, True])
+def test_zip_bomb_is_refused_before_inflating(tmp_path, use_torch):
+    """A small zip whose storage inflates to 64 MiB, against a 1 MiB budget: refused from the archive's index."""
+    if use_torch:
+        pytest.importorskip("torch")
+    n = 16 << 20
+    path = _crafted_zip(tmp_path / "bomb.pth", _crafted_pickle(n, (n,), (1,)), b"\0" * (4 * n), compress=True)
+    assert path.stat().st_size < 1 << 20
+    with pytest.raises(ValueError, match="64.0 MiB, over the 1.0 MiB budget"):
+        torch_pickle.load_state_dict(path, use_torch=use_torch, max_bytes=1 << 20)
+    assert torch_pickle.inspect(path)["weight"][0] == (n,)  # the index alone is cheap to read

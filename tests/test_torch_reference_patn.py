@@ -180,10 +180,11 @@ def test_losses_equal_ptx(config_name):
         want[player] = trainer.disc_loss(net, real, fake_in).item()
 
     method = method_lib.build(config)
-    variables = {"gen": convert.convert_generator(_numpy_state(trainer.gen), method.cfg)[1]}
+    state_dicts = {"generator": _numpy_state(trainer.gen)} | {
+        p: _numpy_state(net) for p, (net, _) in pairs.items()
+    }
+    _, variables = convert.convert(state_dicts, method.cfg)  # the critics' roles are their player names
     frozen = {"vgg19": _vgg_variables(trainer.vgg)}
-    for player, (net, _) in pairs.items():
-        variables[player] = convert.convert_discriminator(_numpy_state(net), method.cfg)[1]
 
     @jax.jit  # one compile for the three losses (eager flax would compile every op on its own)
     def losses(variables, batch):

@@ -44,6 +44,14 @@ def _truncate(step_dir: pathlib.Path) -> None:
     f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
 
 
+def _flip_bytes(step_dir: pathlib.Path) -> None:
+    f = _largest_file(step_dir / "state")
+    data = bytearray(f.read_bytes())
+    for i in range(len(data) // 3, len(data) // 3 + 64):
+        data[i] ^= 0xFF
+    f.write_bytes(bytes(data))
+
+
 def _delete_item(step_dir: pathlib.Path) -> None:
     shutil.rmtree(step_dir / "state")
 
@@ -54,7 +62,7 @@ def _garble_meta(step_dir: pathlib.Path) -> None:
             f.write_bytes(b"\x00\xff garbage")
 
 
-@pytest.mark.parametrize("corrupt", [_truncate, _delete_item, _garble_meta], ids=lambda f: f.__name__[1:])
+@pytest.mark.parametrize("corrupt", [_truncate, _flip_bytes, _delete_item, _garble_meta], ids=lambda f: f.__name__[1:])
 def test_resume_walks_back_past_a_corrupt_checkpoint(finished, tmp_path, corrupt, caplog):
     src, want = finished
     workdir = tmp_path / "run"

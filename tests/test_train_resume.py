@@ -95,6 +95,8 @@ def _check_sigkill_mid_save_then_sigterm_then_restart(env, reference, tmp_path):
     # Batches after the last complete checkpoint were drawn again by the resumed run, each exactly once after.
     assert drawn[:6] == batches[:6] and drawn[6:] == batches[complete[-1] :]
     _assert_same_params(final_params(tmp_path), params)
+    # The killed save's temporary folder is gone after the successful runs.
+    assert not [p.name for p in ckpts.iterdir() if "tmp" in p.name]
 
 
 def _free_port() -> int:

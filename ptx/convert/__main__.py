@@ -26,7 +26,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if argv else 2
     method, rest = argv[0], argv[1:]
     if method not in methods:
-        print(f"unknown method {method!r}; converters exist for: {', '.join(methods)}", file=sys.stderr)
+        print(
+            f"error: {method}: no converter for this method; expected one of {', '.join(methods)}",
+            file=sys.stderr,
+        )
         return 2
     module = importlib.import_module(f"ptx.convert.{method}")
     if not hasattr(module, "cli"):

@@ -10,19 +10,15 @@ written (``ptx.convert.common.apply_rules``).
     python -m ptx.convert gfla --generator latest_net_G.pth [--discriminator latest_net_D.pth] \
         [--config configs/gfla_fashion.py] --out DIR
 
-makes DIR an Orbax checkpoint of ``{"gen": variables, "disc": variables}`` (flax variable dicts; the
-discriminator's spectral-norm vectors in its ``spectral`` collection), as ``ptx.train.checkpoint.save_params``
-writes it: ``config.init_from = DIR`` and ``ptx.sample(..., checkpoint=DIR)`` read it. ``DIR/ptx_convert.json``
-records the model config used.
+writes the layout every converter writes (``ptx.convert.common.write_converted``): DIR is an Orbax checkpoint
+of ``{"gen": variables, "disc": variables}`` (the discriminator's spectral-norm vectors in its ``spectral``
+collection) and ``DIR/ptx_convert.json`` records the model Config the weights fit. ``config.init_from = DIR``
+and ``ptx.load(model, DIR)`` read it.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
-import pathlib
-import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ptx.convert import common
 from ptx.convert.common import (
     ConversionError,
     Rule,
@@ -148,11 +145,12 @@ def detect_kind(sd: Mapping[str, Any]) -> str:
 
 
 def _cap_img_f(widths: list[int], ngf: int, base_img_f: int) -> int:
-    """img_f consistent with encoder widths ngf*min(2^i, img_f//ngf); keeps ``base_img_f`` when it fits."""
+    """An img_f giving encoder widths ngf*min(2^i, img_f//ngf) = ``widths``: ``base_img_f`` when it does (the
+    file shows img_f only through the widths), else the smallest that does."""
+    if gfla.encoder_widths(ngf, base_img_f, len(widths)) == list(widths):
+        return base_img_f
     unsaturated = ngf * 2 ** (len(widths) - 1)
-    if widths[-1] < unsaturated:  # the cap is reached: it is observable
-        return widths[-1]
-    return base_img_f if base_img_f // ngf >= 2 ** (len(widths) - 1) else unsaturated
+    return widths[-1] if widths[-1] < unsaturated else unsaturated
 
 
 def _encoder_widths(sd, prefix: str, n: int, conv_index: int) -> list[int]:
@@ -270,43 +268,87 @@ def abstract_variables(cfg: gfla.Config, kind: str) -> dict:
     return jax.eval_shape(model.init, jax.random.key(0), img, pose, pose)
 
 
-_ARCH_FIELDS = tuple(
-    f.name for f in dataclasses.fields(gfla.Config) if f.name not in ("attn_impl", "dtype", "activation")
-)
+ROLES = {"generator": "gen", "discriminator": "disc"}  # command-line role -> ptx player
+# Config fields no tensor shows: a loader takes them from its own config.
+FIELDS_NOT_IN_WEIGHTS = ("activation", "attn_impl", "dtype")
+_ARCH_FIELDS = tuple(f.name for f in dataclasses.fields(gfla.Config) if f.name not in FIELDS_NOT_IN_WEIGHTS)
+_ROLE_KINDS = {"generator": ("generator", "flow"), "discriminator": ("discriminator",)}
 
 
-def convert(
+def convert_state_dict(
     state_dict: Mapping[str, Any],
     cfg: gfla.Config | None = None,
     *,
     kind: str | None = None,
     what: str = "state dict",
+    role: str | None = None,
 ) -> tuple[dict, gfla.Config, str]:
-    """Official state dict -> (ptx variables, the Config used, kind). With ``cfg`` given, a state dict of a
-    different architecture raises a ConversionError naming the differing fields."""
-    kind = kind or detect_kind(state_dict)
-    inferred = infer_config(state_dict, cfg, kind)
+    """One official state dict -> (ptx variables, the Config used, kind). With ``cfg`` given, a state dict of
+    a different architecture raises a ConversionError naming the differing fields."""
+    state_dict = common.strip_module_prefix(state_dict)
+    try:
+        kind = kind or detect_kind(state_dict)
+        inferred = infer_config(state_dict, cfg, kind)
+    except ConversionError as e:
+        raise ConversionError(f"{what}: {e}", role=role) from e
     if cfg is not None:
-        relevant = {
-            "discriminator": [f for f in _ARCH_FIELDS if f.startswith("disc_")],
-            "flow": [f for f in _ARCH_FIELDS if f.startswith("flow_")] + ["attn_layer", "norm", "use_spect"],
-            "generator": [f for f in _ARCH_FIELDS if not f.startswith("disc_")],
-        }[kind]
-        diff = {
-            f: (getattr(cfg, f), getattr(inferred, f))
-            for f in relevant
-            if getattr(cfg, f) != getattr(inferred, f)
-        }
-        if diff:
-            lines = ", ".join(f"{f}: config {a!r} vs file {b!r}" for f, (a, b) in diff.items())
-            raise ConversionError(f"{what} ({kind}) does not match the given config: {lines}")
-    variables, _ = apply_rules(
-        state_dict,
-        RULES[kind](inferred),
-        expected=abstract_variables(inferred, kind),
-        what=f"{what} ({kind})",
-    )
+        common.require_config(cfg, inferred, what=f"{what} ({kind})", role=role)
+    try:
+        variables, _ = apply_rules(
+            state_dict,
+            RULES[kind](inferred),
+            expected=abstract_variables(inferred, kind),
+            what=f"{what} ({kind})",
+        )
+    except ConversionError as e:
+        raise ConversionError(str(e), role=role) from e
     return variables, inferred, kind
+
+
+def convert(
+    state_dicts: Mapping[str, Mapping[str, Any]], cfg: gfla.Config | None = None
+) -> tuple[gfla.Config, dict[str, dict]]:
+    """``{role: official state dict}`` (roles of ``ROLES``) -> (the Config they fit, ``{player: variables}``).
+
+    The generator role takes a stage-2 ``PoseGenerator`` or a stage-1 flow net; the Config's ``disc_*`` fields
+    come from the discriminator when one is given."""
+    unknown = sorted(set(state_dicts) - set(ROLES))
+    if unknown:
+        raise ConversionError(f"unknown roles {unknown}; GFLA has {sorted(ROLES)}")
+    players, configs = {}, {}
+    for role, sd in state_dicts.items():
+        variables, inferred, kind = convert_state_dict(sd, cfg, what=f"{role} state dict", role=role)
+        if kind not in _ROLE_KINDS[role]:
+            raise ConversionError(
+                f"{role} state dict holds a GFLA {kind}; expected a {' or '.join(_ROLE_KINDS[role])}",
+                role=role,
+            )
+        players[ROLES[role]], configs[role] = variables, inferred
+    if not configs:
+        raise ConversionError("no state dicts given; expected at least a generator")
+    merged = configs.get("generator", configs.get("discriminator"))
+    if "discriminator" in configs:
+        disc = configs["discriminator"]
+        merged = dataclasses.replace(
+            merged, **{f: getattr(disc, f) for f in _ARCH_FIELDS if f.startswith("disc_")}
+        )
+    return merged, players
+
+
+def export(cfg: gfla.Config, players: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, np.ndarray]]:
+    """The inverse of :func:`convert`: ``{player: variables}`` -> ``{role: state dict}`` with the official
+    names and layouts (a ``gen`` holding only ``flow_net`` exports as a stage-1 flow net)."""
+    out = {}
+    for role, player in ROLES.items():
+        if player not in players:
+            continue
+        variables = players[player]
+        if role == "discriminator":
+            rules = discriminator_rules(cfg)
+        else:
+            rules = generator_rules(cfg) if "source" in variables["params"] else flow_net_rules(cfg)
+        out[role] = common.export_state_dict(variables, rules)
+    return out
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -383,7 +425,7 @@ def run_golden(
         raise ConversionError("fixture has neither 'param/*' arrays nor op 'cases': not a GFLA fixture")
     kind = detect_kind(state)
     cfg = config_from_meta(meta, kind)
-    variables, _, _ = convert(state, cfg, kind=kind, what="fixture state dict")
+    variables, _, _ = convert_state_dict(state, cfg, kind=kind, what="fixture state dict")
     model = build_model(cfg, kind)
     wanted = {k[len("output/") :]: v for k, v in arrays.items() if k.startswith("output/")}
     if kind == "discriminator":
@@ -434,70 +476,14 @@ def _run_ops_golden(arrays, meta) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 # Command line.
 
 
-def _config_from_file(path: str) -> gfla.Config:
-    """``config.model`` of a ptx config file (``file.py`` or ``file.py:variant``) as a gfla.Config."""
-    import importlib.util
-
-    file, _, arg = path.partition(":")
-    spec = importlib.util.spec_from_file_location("_ptx_convert_config", file)
-    if spec is None or spec.loader is None:
-        raise SystemExit(f"--config {file}: cannot import it")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    config = module.get_config(arg or None)
-    model = config.model.to_dict() if hasattr(config.model, "to_dict") else dict(config.model)
-    return gfla.Config(**model)
-
-
 def cli(argv: list[str] | None = None) -> int:
-    """``python -m ptx.convert gfla ...``: official .pth files -> an Orbax checkpoint of {player: variables}."""
-    try:
-        return _cli(argv)
-    except (ConversionError, FileNotFoundError, ValueError) as e:
-        print(f"ptx.convert gfla: {e}", file=sys.stderr)
-        return 1
-
-
-def _cli(argv: list[str] | None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m ptx.convert gfla", description=cli.__doc__.splitlines()[0])
-    ap.add_argument(
-        "--generator", required=True, help="latest_net_G.pth (stage 2) or a stage-1 flow-net G file"
+    """``python -m ptx.convert gfla``: official .pth files -> a ``ptx.convert`` directory."""
+    return common.run_cli(
+        argv,
+        method="gfla",
+        roles=ROLES,
+        convert=convert,
+        config_class=gfla.Config,
+        doc=__doc__,
+        fields_not_in_weights=FIELDS_NOT_IN_WEIGHTS,
     )
-    ap.add_argument("--discriminator", help="latest_net_D.pth (optional)")
-    ap.add_argument("--config", help="ptx config file (file.py[:variant]) to check the weights against")
-    ap.add_argument("--out", required=True, help="output directory (created; must be absent or empty)")
-    args = ap.parse_args(argv)
-
-    from ptx.convert.torch_io import load_state_dict
-    from ptx.train import checkpoint
-
-    cfg = _config_from_file(args.config) if args.config else None
-    players: dict[str, dict] = {}
-    gen, cfg_g, kind = convert(load_state_dict(args.generator), cfg, what=args.generator)
-    if kind == "discriminator":
-        raise SystemExit(f"{args.generator} holds a discriminator; pass it as --discriminator")
-    players["gen"] = gen
-    used = cfg_g
-    if args.discriminator:
-        disc, cfg_d, kind_d = convert(load_state_dict(args.discriminator), cfg, what=args.discriminator)
-        if kind_d != "discriminator":
-            raise SystemExit(f"{args.discriminator} is a {kind_d} state dict, not a discriminator")
-        players["disc"] = disc
-        used = dataclasses.replace(
-            cfg_g, **{f: getattr(cfg_d, f) for f in _ARCH_FIELDS if f.startswith("disc_")}
-        )
-    out = pathlib.Path(args.out).absolute()
-    if out.exists() and any(out.iterdir()):
-        raise SystemExit(f"--out {out} exists and is not empty")
-    if out.exists():
-        out.rmdir()
-    checkpoint.save_params(out, jax.tree.map(np.asarray, players))  # what init_from and ptx.sample read
-    meta = {
-        "method": "gfla",
-        "generator_kind": kind,
-        "players": sorted(players),
-        "model": dataclasses.asdict(used),
-    }
-    (out / "ptx_convert.json").write_text(json.dumps(meta, indent=1))
-    print(f"wrote {out} ({', '.join(sorted(players))}; generator: {kind}); model config in ptx_convert.json")
-    return 0

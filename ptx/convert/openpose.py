@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import pathlib
 import re
@@ -29,7 +28,15 @@ from typing import Any
 
 import numpy as np
 
-from ptx.convert.common import ConversionError, apply_rules, conv_rules, export_state_dict, shape_of
+from ptx.convert.common import (
+    ConversionError,
+    apply_rules,
+    conv_rules,
+    export_state_dict,
+    read_converted,
+    shape_of,
+    write_converted,
+)
 from ptx.models.openpose.network import (
     STAGE1_KERNELS,
     STEM_CONVS,
@@ -320,39 +327,23 @@ def run_golden(arrays: dict[str, np.ndarray], meta: dict) -> dict[str, tuple[np.
 
 # ---------------------------------------------------------------------------------------------------- CLI
 def save(out_dir: str | os.PathLike, cfg: Config, players: Mapping[str, dict]) -> pathlib.Path:
-    """``DIR/params.npz`` (flat ``layer/kernel`` arrays) and ``DIR/ptx_convert.json`` (method, Config)."""
-    out = pathlib.Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    flat = {
-        f"{name}/{leaf}": np.asarray(v)
-        for name, p in players["body"]["params"].items()
-        for leaf, v in p.items()
-    }
-    tmp = out / "params.tmp.npz"
-    np.savez(tmp, **flat)
-    tmp.replace(out / "params.npz")
-    meta = {"method": "openpose", "players": ["body"], "model": dataclasses.asdict(cfg)}
-    (out / "ptx_convert.json").write_text(json.dumps(meta, indent=1) + "\n")
-    return out
+    """The layout every converter writes (``ptx.convert.common.write_converted``); ``heatmap_relu`` is the
+    Config field the weights do not show."""
+    return write_converted(out_dir, "openpose", cfg, players, fields_not_in_weights=("heatmap_relu",))
 
 
 def load(out_dir: str | os.PathLike) -> tuple[Config, dict[str, dict]]:
     """Inverse of :func:`save`."""
-    out = pathlib.Path(out_dir)
-    meta = json.loads((out / "ptx_convert.json").read_text())
-    model = {k: tuple(v) if isinstance(v, list) else v for k, v in meta["model"].items()}
-    params: dict[str, dict] = {}
-    with np.load(out / "params.npz") as z:
-        for key in z.files:
-            name, leaf = key.split("/")
-            params.setdefault(name, {})[leaf] = z[key]
-    return Config(**model), {"body": {"params": params}}
+    method, model, players = read_converted(out_dir)
+    if method != "openpose":
+        raise ConversionError(f"{out_dir}: holds converted {method} weights; expected openpose ones")
+    return Config(**model), players
 
 
 def cli(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m ptx.convert openpose", description=__doc__.splitlines()[0])
     ap.add_argument("--weights", required=True, help="body_pose_model.pth or pose_estimator.h5")
-    ap.add_argument("--out", required=True, help="output directory (params.npz + ptx_convert.json)")
+    ap.add_argument("--out", required=True, help="output directory (absent or empty)")
     args = ap.parse_args(argv)
     cfg, players = convert({"body": load_weights(args.weights)})
     out = save(args.out, cfg, players)

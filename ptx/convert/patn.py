@@ -2,280 +2,319 @@
 
 The original (``tengteng95/Pose-Transfer``, and the pSSIM fork, which keeps its network) saves
 ``<epoch>_net_netG.pth`` / ``_netD_PB.pth`` / ``_netD_PP.pth`` from ``state_dict()``; key names are
-``nn.Sequential`` indices whose positions depend on the options (padding layers, dropout layers), so the layout
-below is derived from the ptx ``Config`` and the config itself is inferred from the key names and shapes.
+``nn.Sequential`` indices whose positions depend on the options (padding layers, dropout layers), so the
+mapping (``ptx.convert.common.Rule`` s) is derived from the ptx ``Config``, and the Config itself is inferred
+from the key names and shapes: widths, depths, number of blocks, norm, zero or reflect padding, dropout.
+Reflect and replicate padding leave the same keys: ``--set padding_type=replicate`` (or a ``--config``) says so.
 
     python -m ptx.convert patn --generator latest_net_netG.pth [--disc-pose latest_net_netD_PB.pth]
-        [--disc-image latest_net_netD_PP.pth] --out DIR
+        [--disc-image latest_net_netD_PP.pth] [--config configs/patn_fashion.py] --out DIR
+
+writes the layout every converter writes (``ptx.convert.common.write_converted``).
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
-import pathlib
 import re
-import sys
 from collections.abc import Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ptx.convert import common
+from ptx.convert.common import ConversionError, Rule, shape_of
 from ptx.models import patn as model
 
 StateDict = Mapping[str, np.ndarray]
-# (torch module prefix, flax path of the module holding the parameters, kind)
-Entry = tuple[str, tuple[str, ...], str]
-IGNORED_SUFFIXES = ("num_batches_tracked",)
+ROLES = {"generator": "gen", "disc_pose": "disc_pose", "disc_image": "disc_image"}  # CLI role -> player
+# Config fields no tensor shows (pose-map rendering): a loader takes them from its own config.
+FIELDS_NOT_IN_WEIGHTS = ("heatmap", "heatmap_sigma")
+GENERATOR_FIELDS = (
+    "ngf",
+    "n_blocks",
+    "n_downsampling",
+    "norm",
+    "use_dropout",
+    "padding_type",
+    "image_nc",
+    "pose_nc",
+    "output_nc",
+)
+DISCRIMINATOR_FIELDS = ("ndf", "n_blocks_d", "n_downsampling_d", "use_dropout_d", "norm")
 
 
 # ----------------------------------------------------------------------------------------------- layouts
-def _conv_block_layout(
-    torch_prefix: str,
-    flax_path: tuple[str, ...],
-    padding_type: str,
-    use_dropout: bool,
-    last_norm: bool,
-    norm: str,
-) -> list[Entry]:
-    """Positions of the convs / norms inside one ``build_conv_block`` Sequential."""
-    pad = 0 if padding_type == "zero" else 1
-    conv0 = pad
-    conv1 = conv0 + 3 + int(use_dropout) + pad
-    out = [
-        (f"{torch_prefix}.{conv0}", (*flax_path, "PadConv_0", "Conv2d_0"), "conv"),
-        (f"{torch_prefix}.{conv0 + 1}", (*flax_path, "Norm_0"), norm),
-        (f"{torch_prefix}.{conv1}", (*flax_path, "PadConv_1", "Conv2d_0"), "conv"),
-    ]
-    if last_norm:
-        out.append((f"{torch_prefix}.{conv1 + 1}", (*flax_path, "Norm_1"), norm))
-    return out
+class _Layout:
+    """The rules of one network, plus where its affine-free instance norms sit (files saved by torch 0.3
+    carry unused running statistics there)."""
+
+    def __init__(self, norm: str):
+        self.norm = norm
+        self.rules: list[Rule] = []
+        self.stat_free_norms: set[str] = set()
+
+    def conv(self, dst: tuple[str, ...], src: str, *, bias: bool, transpose: bool = False) -> None:
+        self.rules += common.conv_rules(dst, src, bias=bias, transpose=transpose)
+
+    def norm_layer(self, dst: tuple[str, ...], src: str) -> None:
+        if self.norm == "batch":
+            self.rules += common.norm_rules((*dst, "BatchNorm_0"), src, running_stats=True)
+        else:
+            self.stat_free_norms.add(src)
+
+    def ignored(self, key: str) -> bool:
+        module, _, leaf = key.rpartition(".")
+        legacy = leaf in ("running_mean", "running_var") and module in self.stat_free_norms
+        return legacy or common.is_bookkeeping(key)
+
+    def encoder(self, dst: tuple[str, ...], src: str, n_convs: int, bias: bool) -> None:
+        """7x7 conv + (n_convs - 1) stride-2 convs, each followed by a norm and a ReLU: ``src.{1+3i}``."""
+        for i in range(n_convs):
+            self.conv((*dst, f"Conv2d_{i}"), f"{src}.{1 + 3 * i}", bias=bias)
+            self.norm_layer((*dst, f"Norm_{i}"), f"{src}.{2 + 3 * i}")
+
+    def conv_block(
+        self, dst: tuple[str, ...], src: str, *, padding: str, dropout: bool, last_norm: bool, bias: bool
+    ) -> None:
+        """``build_conv_block``: [pad] conv norm ReLU [dropout] [pad] conv [norm]."""
+        pad = 0 if padding == "zero" else 1
+        conv0 = pad
+        conv1 = conv0 + 3 + int(dropout) + pad
+        self.conv((*dst, "PadConv_0", "Conv2d_0"), f"{src}.{conv0}", bias=bias)
+        self.norm_layer((*dst, "Norm_0"), f"{src}.{conv0 + 1}")
+        self.conv((*dst, "PadConv_1", "Conv2d_0"), f"{src}.{conv1}", bias=bias)
+        if last_norm:
+            self.norm_layer((*dst, "Norm_1"), f"{src}.{conv1 + 1}")
 
 
-def _encoder_layout(torch_prefix: str, flax_path: tuple[str, ...], n_convs: int, norm: str) -> list[Entry]:
-    out = []
-    for i in range(n_convs):
-        out.append((f"{torch_prefix}.{1 + 3 * i}", (*flax_path, f"Conv2d_{i}"), "conv"))
-        out.append((f"{torch_prefix}.{2 + 3 * i}", (*flax_path, f"Norm_{i}"), norm))
-    return out
-
-
-def generator_layout(cfg: model.Config) -> list[Entry]:
-    """Every parameterised module of ``PATNetwork`` with its ptx location."""
+def generator_layout(cfg: model.Config) -> _Layout:
+    """``PATNetwork``: two encoders, ``n_blocks`` attention blocks (two conv blocks each), the decoder."""
+    out = _Layout(cfg.norm)
     n = cfg.n_downsampling + 1
-    out = _encoder_layout("model.stream1_down", ("image_encoder",), n, cfg.norm)
-    out += _encoder_layout("model.stream2_down", ("pose_encoder",), n, cfg.norm)
+    out.encoder(("image_encoder",), "model.stream1_down", n, cfg.use_bias)
+    out.encoder(("pose_encoder",), "model.stream2_down", n, cfg.use_bias)
     for k in range(cfg.n_blocks):
         for stream, name, last_norm in ((1, "image", True), (2, "pose", False)):
-            out += _conv_block_layout(
-                f"model.att.{k}.conv_block_stream{stream}",
+            out.conv_block(
                 (f"block_{k}", name),
-                cfg.padding_type,
-                cfg.use_dropout,
-                last_norm,
-                cfg.norm,
+                f"model.att.{k}.conv_block_stream{stream}",
+                padding=cfg.padding_type,
+                dropout=cfg.use_dropout,
+                last_norm=last_norm,
+                bias=cfg.use_bias,
             )
     for i in range(cfg.n_downsampling):
-        out.append((f"model.stream1_up.{3 * i}", ("decoder", f"ConvTranspose2d_{i}"), "convT"))
-        out.append((f"model.stream1_up.{3 * i + 1}", ("decoder", f"Norm_{i}"), cfg.norm))
-    out.append((f"model.stream1_up.{3 * cfg.n_downsampling + 1}", ("decoder", "Conv2d_0"), "conv"))
+        out.conv(
+            ("decoder", f"ConvTranspose2d_{i}"),
+            f"model.stream1_up.{3 * i}",
+            bias=cfg.use_bias,
+            transpose=True,
+        )
+        out.norm_layer(("decoder", f"Norm_{i}"), f"model.stream1_up.{3 * i + 1}")
+    out.conv(("decoder", "Conv2d_0"), f"model.stream1_up.{3 * cfg.n_downsampling + 1}", bias=True)
     return out
 
 
-def discriminator_layout(cfg: model.Config) -> list[Entry]:
-    """Every parameterised module of ``ResnetDiscriminator`` (``model.<idx>``) with its ptx location."""
+def discriminator_layout(cfg: model.Config) -> _Layout:
+    """``ResnetDiscriminator``: encoder (``model.{1+3i}``), then residual conv blocks (``model.<j>.conv_block``)."""
+    out = _Layout(cfg.norm)
     n = cfg.n_downsampling_d + 1
-    out = _encoder_layout("model", ("encoder",), n, cfg.norm)
-    first_block = 3 * n + 1
+    out.encoder(("encoder",), "model", n, cfg.use_bias)
     for k in range(cfg.n_blocks_d):
-        out += _conv_block_layout(
-            f"model.{first_block + k}.conv_block",
+        out.conv_block(
             (f"block_{k}",),
-            "reflect",
-            cfg.use_dropout_d,
-            True,
-            cfg.norm,
+            f"model.{3 * n + 1 + k}.conv_block",
+            padding="reflect",
+            dropout=cfg.use_dropout_d,
+            last_norm=True,
+            bias=cfg.use_bias,
         )
     return out
 
 
 # ------------------------------------------------------------------------------------------- inference
-def _strip(sd: StateDict) -> dict[str, np.ndarray]:
-    """Drops DataParallel's ``module.`` prefix and torch bookkeeping buffers."""
-    out = {}
-    for k, v in sd.items():
-        k = k[len("module.") :] if k.startswith("module.") else k
-        if k.endswith(IGNORED_SUFFIXES):
-            continue
-        out[k] = np.asarray(v)
-    return out
-
-
-def _block_convs(sd: StateDict, prefix: str) -> list[int]:
+def _conv_positions(sd: StateDict, prefix: str) -> list[int]:
+    """Sequential indices ``i`` with a 4-d ``{prefix}.{i}.weight`` (the convs of that Sequential)."""
     pat = re.compile(re.escape(prefix) + r"\.(\d+)\.weight$")
     return sorted(int(m.group(1)) for k, v in sd.items() if (m := pat.match(k)) and np.ndim(v) == 4)
 
 
-def _padding_dropout(conv_idx: list[int], where: str) -> tuple[str, bool]:
-    """(padding_type, use_dropout) from the two conv positions of a ``build_conv_block``."""
+def _padding_dropout(sd: StateDict, prefix: str, what: str) -> tuple[str, bool]:
+    """(padding, dropout) of a ``build_conv_block`` from its two conv positions; padding 'zero' or 'padded'."""
     table = {
-        (1, 6): ("reflect", True),
-        (1, 5): ("reflect", False),
+        (1, 6): ("padded", True),
+        (1, 5): ("padded", False),
         (0, 4): ("zero", True),
         (0, 3): ("zero", False),
     }
-    key = tuple(conv_idx)
+    key = tuple(_conv_positions(sd, prefix))
     if key not in table:
-        raise ValueError(
-            f"{where}: conv layers at Sequential positions {key}; expected one of {sorted(table)}"
+        raise ConversionError(
+            f"{what}: {prefix} has convs at Sequential positions {key}; expected one of {sorted(table)}"
         )
     return table[key]
 
 
-def infer_generator_config(sd: StateDict, **overrides) -> model.Config:
-    """The ``Config`` of a PATNetwork state dict (widths, depth, norm, padding/dropout from key positions).
+def _norm_of(sd: StateDict, first_norm: str) -> str:
+    return "batch" if f"{first_norm}.weight" in sd else "instance"
 
-    ReflectionPad2d and ReplicationPad2d leave the same keys; pass ``padding_type="replicate"`` to override.
-    """
-    sd = _strip(sd)
-    first = sd.get("model.stream1_down.1.weight")
-    if first is None:
-        raise KeyError("not a PATN generator state dict: 'model.stream1_down.1.weight' is missing")
-    down = _block_convs(sd, "model.stream1_down")
+
+def infer_generator_config(
+    sd: StateDict, base: model.Config | None = None, what: str = "generator"
+) -> model.Config:
+    """``base`` with the fields a PATNetwork state dict determines (``GENERATOR_FIELDS``) read from it."""
+    base = base or model.Config()
+    if "model.stream1_down.1.weight" not in sd:
+        raise ConversionError(
+            f"{what}: has no 'model.stream1_down.1.weight' (first keys: {sorted(sd)[:3]}); expected a PATNetwork "
+            "generator state dict"
+        )
+    first = shape_of(sd, "model.stream1_down.1.weight", what)
+    n_down = len(_conv_positions(sd, "model.stream1_down")) - 1
     blocks = {int(m.group(1)) for k in sd if (m := re.match(r"model\.att\.(\d+)\.", k))}
     if not blocks:
-        raise KeyError("not a PATN generator state dict: no 'model.att.<k>.' keys")
-    padding, dropout = _padding_dropout(_block_convs(sd, "model.att.0.conv_block_stream1"), "model.att.0")
-    out_conv = sd[f"model.stream1_up.{3 * (len(down) - 1) + 1}.weight"]
-    cfg = dict(
-        ngf=int(first.shape[0]),
+        raise ConversionError(f"{what}: no 'model.att.<k>.' keys; expected a PATNetwork state dict")
+    padding, dropout = _padding_dropout(sd, "model.att.0.conv_block_stream1", what)
+    if padding == "padded":  # reflect and replicate leave the same keys
+        padding = base.padding_type if base.padding_type != "zero" else "reflect"
+    return dataclasses.replace(
+        base,
+        ngf=first[0],
         n_blocks=max(blocks) + 1,
-        n_downsampling=len(down) - 1,
-        norm="batch" if "model.stream1_down.2.weight" in sd else "instance",
+        n_downsampling=n_down,
+        norm=_norm_of(sd, "model.stream1_down.2"),
         use_dropout=dropout,
         padding_type=padding,
-        image_nc=int(first.shape[1]),
-        pose_nc=int(sd["model.stream2_down.1.weight"].shape[1]),
-        output_nc=int(out_conv.shape[0]),
+        image_nc=first[1],
+        pose_nc=shape_of(sd, "model.stream2_down.1.weight", what)[1],
+        output_nc=shape_of(sd, f"model.stream1_up.{3 * n_down + 1}.weight", what)[0],
     )
-    cfg.update(overrides)
-    return model.Config(**cfg)
 
 
-def infer_discriminator_config(sd: StateDict, base: model.Config | None = None) -> tuple[model.Config, int]:
-    """(Config with the discriminator fields set, input channels) of a ResnetDiscriminator state dict."""
-    sd = _strip(sd)
-    if "model.1.weight" not in sd:
-        raise KeyError("not a PATN ResnetDiscriminator state dict: 'model.1.weight' is missing")
-    convs = _block_convs(sd, "model")
-    blocks = sorted({int(m.group(1)) for k in sd if (m := re.match(r"model\.(\d+)\.conv_block\.", k))})
-    n_down = len(convs) - 1
-    _, dropout = (
-        _padding_dropout(_block_convs(sd, f"model.{blocks[0]}.conv_block"), "discriminator block")
-        if (blocks)
-        else ("reflect", True)
-    )
+def infer_discriminator_config(
+    sd: StateDict, base: model.Config | None = None, what: str = "discriminator"
+) -> tuple[model.Config, int]:
+    """(``base`` with the ``DISCRIMINATOR_FIELDS`` of a ResnetDiscriminator state dict, its input channels)."""
     base = base or model.Config()
+    if "model.1.weight" not in sd:
+        raise ConversionError(
+            f"{what}: has no 'model.1.weight' (first keys: {sorted(sd)[:3]}); expected a ResnetDiscriminator "
+            "state dict"
+        )
+    first = shape_of(sd, "model.1.weight", what)
+    blocks = sorted({int(m.group(1)) for k in sd if (m := re.match(r"model\.(\d+)\.conv_block\.", k))})
+    dropout = _padding_dropout(sd, f"model.{blocks[0]}.conv_block", what)[1] if blocks else base.use_dropout_d
     cfg = dataclasses.replace(
         base,
-        ndf=int(sd["model.1.weight"].shape[0]),
+        ndf=first[0],
         n_blocks_d=len(blocks),
-        n_downsampling_d=n_down,
+        n_downsampling_d=len(_conv_positions(sd, "model")) - 1,
         use_dropout_d=dropout,
-        norm="batch" if "model.2.weight" in sd else "instance",
+        norm=_norm_of(sd, "model.2"),
     )
-    return cfg, int(sd["model.1.weight"].shape[1])
+    return cfg, first[1]
 
 
 # ------------------------------------------------------------------------------------------ conversion
-def _put(tree: dict, path: tuple[str, ...], leaf: str, value: np.ndarray) -> None:
-    for p in path:
-        tree = tree.setdefault(p, {})
-    if leaf in tree:
-        raise ValueError(f"two torch tensors map to {'/'.join(path)}/{leaf}")
-    tree[leaf] = jnp.asarray(value, jnp.float32)
-
-
-def convert_layout(sd: StateDict, layout: list[Entry], what: str) -> dict[str, dict]:
-    """Apply a layout: torch tensors -> {"params": ..., "batch_stats": ...}; every key must be used."""
-    sd = _strip(sd)
-    used: set[str] = set()
-    variables: dict[str, dict] = {"params": {}}
-
-    def take(key: str) -> np.ndarray:
-        if key not in sd:
-            raise KeyError(f"{what}: expected key {key!r} is missing from the state dict")
-        used.add(key)
-        return sd[key]
-
-    for prefix, path, kind in layout:
-        if kind in ("conv", "convT"):
-            w = take(f"{prefix}.weight")
-            perm = (2, 3, 1, 0) if kind == "conv" else (2, 3, 0, 1)
-            _put(variables["params"], path, "kernel", np.transpose(w, perm))
-            if f"{prefix}.bias" in sd:
-                _put(variables["params"], path, "bias", take(f"{prefix}.bias"))
-        elif kind == "batch":
-            bn = (*path, "BatchNorm_0")
-            _put(variables["params"], bn, "scale", take(f"{prefix}.weight"))
-            _put(variables["params"], bn, "bias", take(f"{prefix}.bias"))
-            stats = variables.setdefault("batch_stats", {})
-            _put(stats, bn, "mean", take(f"{prefix}.running_mean"))
-            _put(stats, bn, "var", take(f"{prefix}.running_var"))
-        else:  # instance norm, affine False: torch 0.3.1 checkpoints still carry unused running stats
-            for leaf in ("running_mean", "running_var"):
-                if f"{prefix}.{leaf}" in sd:
-                    used.add(f"{prefix}.{leaf}")
-    left = sorted(set(sd) - used)
-    if left:
-        raise ValueError(f"{what}: {len(left)} state dict keys were not used, e.g. {left[:5]}")
-    return variables
-
-
-def _check_against_init(variables: dict, module, inputs: tuple[jax.Array, ...], what: str) -> None:
-    """Converted tree must equal the module's own init tree (names and shapes), via eval_shape."""
-    want = jax.eval_shape(lambda *xs: module.init({"params": jax.random.key(0)}, *xs), *inputs)
-    want = {k: v for k, v in want.items() if k in ("params", "batch_stats")}
-    got_shapes = jax.tree.map(lambda a: tuple(a.shape), variables)
-    want_shapes = jax.tree.map(lambda a: tuple(a.shape), want)
-    if got_shapes != want_shapes:
-        gf = dict(_flatten(got_shapes))
-        wf = dict(_flatten(want_shapes))
-        diff = sorted(set(gf.items()) ^ set(wf.items()))[:6]
-        raise ValueError(f"{what}: converted variables do not match the ptx model; differing entries {diff}")
-
-
-def _flatten(tree, prefix=()):
-    if isinstance(tree, dict):
-        for k, v in tree.items():
-            yield from _flatten(v, (*prefix, k))
-    else:
-        yield "/".join(prefix), tree
-
-
-def _dummy(cfg: model.Config, channels: int, down: int) -> jax.ShapeDtypeStruct:
+def _dummy(channels: int, down: int) -> jax.ShapeDtypeStruct:
     s = 4 * 2**down
     return jax.ShapeDtypeStruct((1, s, s, channels), jnp.float32)
 
 
-def convert_generator(sd: StateDict, cfg: model.Config | None = None) -> tuple[model.Config, dict]:
-    """PATNetwork state dict -> (Config, {"params", ["batch_stats"]}) for ``model.Generator``."""
-    cfg = cfg or infer_generator_config(sd)
-    variables = convert_layout(sd, generator_layout(cfg), "PATN generator")
-    gen = model.Generator(cfg)
-    inputs = (_dummy(cfg, cfg.image_nc, cfg.n_downsampling), _dummy(cfg, cfg.pose_nc, cfg.n_downsampling))
-    _check_against_init(variables, gen, inputs, "PATN generator")
-    return cfg, variables
+def abstract_variables(cfg: model.Config, role: str, in_channels: int | None = None) -> dict[str, Any]:
+    """``jax.eval_shape`` of the network's init: the variables a conversion must fill (no memory used)."""
+    if role == "generator":
+        net, inputs = (
+            model.Generator(cfg),
+            (_dummy(cfg.image_nc, cfg.n_downsampling), _dummy(cfg.pose_nc, cfg.n_downsampling)),
+        )
+    else:
+        net, inputs = (
+            model.Discriminator(cfg),
+            (_dummy(in_channels or discriminator_channels(cfg, role), cfg.n_downsampling_d),),
+        )
+    shapes = jax.eval_shape(lambda *xs: net.init({"params": jax.random.key(0)}, *xs), *inputs)
+    return {k: v for k, v in shapes.items() if k in ("params", "batch_stats")}  # not sown intermediates
 
 
-def convert_discriminator(sd: StateDict, cfg: model.Config | None = None) -> tuple[model.Config, dict]:
-    """ResnetDiscriminator state dict -> (Config with the D fields inferred, variables)."""
-    cfg, in_ch = infer_discriminator_config(sd, cfg)
-    variables = convert_layout(sd, discriminator_layout(cfg), "PATN discriminator")
-    _check_against_init(variables, model.Discriminator(cfg), (_dummy(cfg, in_ch, cfg.n_downsampling_d),), "D")
-    return cfg, variables
+def discriminator_channels(cfg: model.Config, role: str) -> int:
+    """The critic's input: the (target or generated) image with the target pose maps or the source image."""
+    return cfg.output_nc + (cfg.pose_nc // 2 if role == "disc_pose" else cfg.image_nc)
+
+
+def _convert_one(role: str, sd: StateDict, cfg: model.Config) -> dict[str, Any]:
+    """One network's variables, ``cfg`` being the config already inferred for it."""
+    if role == "generator":
+        layout, expected = generator_layout(cfg), abstract_variables(cfg, role)
+    else:
+        in_ch = shape_of(sd, "model.1.weight", role)[1]
+        want = discriminator_channels(cfg, role)
+        if in_ch != want:
+            raise ConversionError(
+                f"{role} state dict: its first conv takes {in_ch} channels; expected {want} (target image + "
+                f"{'target pose maps' if role == 'disc_pose' else 'source image'}): is it the other critic?",
+                role=role,
+            )
+        layout, expected = discriminator_layout(cfg), abstract_variables(cfg, role, in_ch)
+    try:
+        variables, _ = common.apply_rules(
+            sd, layout.rules, expected=expected, ignore=layout.ignored, what=f"{role} state dict"
+        )
+    except ConversionError as e:
+        raise ConversionError(str(e), role=role) from e
+    return variables
+
+
+def convert(
+    state_dicts: Mapping[str, StateDict], cfg: model.Config | None = None
+) -> tuple[model.Config, dict[str, dict]]:
+    """``{role: official state dict}`` (roles of ``ROLES``) -> (the Config they fit, ``{player: variables}``).
+
+    The generator fixes ``GENERATOR_FIELDS``, the critics ``DISCRIMINATOR_FIELDS`` (both critics share them,
+    and ``norm`` is shared with the generator); with ``cfg`` given, every field must agree with it."""
+    unknown = sorted(set(state_dicts) - set(ROLES))
+    if unknown or not state_dicts:
+        raise ConversionError(f"roles {unknown or 'none'} given; expected some of {list(ROLES)}")
+    current = cfg or model.Config()
+    fixed = {f.name for f in dataclasses.fields(model.Config)} if cfg is not None else set()
+    players = {}
+    for role in sorted(state_dicts, key=list(ROLES).index):  # generator first: its widths size the critics
+        sd = common.strip_module_prefix(state_dicts[role])
+        what = f"{role} state dict"
+        try:
+            if role == "generator":
+                inferred, fields = infer_generator_config(sd, current, what), GENERATOR_FIELDS
+            else:
+                inferred, fields = infer_discriminator_config(sd, current, what)[0], DISCRIMINATOR_FIELDS
+        except ConversionError as e:
+            raise ConversionError(str(e), role=role) from e
+        differ = [f for f in fields if f in fixed and getattr(inferred, f) != getattr(current, f)]
+        if differ:
+            against = "the given config" if cfg is not None else "the networks before it"
+            there = "config" if cfg is not None else "before"
+            lines = ", ".join(
+                f"{f}: {there} {getattr(current, f)!r}, weights {getattr(inferred, f)!r}" for f in differ
+            )
+            raise ConversionError(
+                f"{what} does not match {against}: {lines}; expected one PATN config", role=role
+            )
+        current, fixed = inferred, fixed | set(fields)
+        players[ROLES[role]] = _convert_one(role, sd, current)
+    return current, players
+
+
+def export(cfg: model.Config, players: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, np.ndarray]]:
+    """The inverse of :func:`convert`: ``{player: variables}`` -> ``{role: state dict}`` with the official
+    names and layouts (no ``num_batches_tracked``, which the original never reads)."""
+    out = {}
+    for role, player in ROLES.items():
+        if player in players:
+            layout = generator_layout(cfg) if role == "generator" else discriminator_layout(cfg)
+            out[role] = common.export_state_dict(players[player], layout.rules)
+    return out
 
 
 # -------------------------------------------------------------------------------------------- goldens
@@ -287,29 +326,26 @@ def _nhwc_to_nchw(x: jax.Array) -> np.ndarray:
     return np.transpose(np.asarray(x), (0, 3, 1, 2))
 
 
-def _config_from_meta(sd: StateDict, meta: dict) -> model.Config:
+def _config_from_meta(sd: StateDict, meta: Mapping[str, Any]) -> model.Config:
+    """The fixture's generator Config: inferred from its state dict, checked against the recorded options."""
     cons = meta.get("constructor", {})
-    overrides = {}
-    if "padding_type" in cons:
-        overrides["padding_type"] = cons["padding_type"]
-    cfg = infer_generator_config(sd, **overrides)
-    for field, key in (
-        ("norm", "norm"),
-        ("ngf", "ngf"),
-        ("n_blocks", "n_blocks"),
-        ("use_dropout", "use_dropout"),
-    ):
-        if key in cons and cons[key] != getattr(cfg, field):
-            raise ValueError(
-                f"fixture says {key}={cons[key]!r} but its state dict implies {getattr(cfg, field)!r}"
+    base = model.Config(padding_type=cons.get("padding_type", "reflect"))
+    cfg = infer_generator_config(sd, base, "fixture state dict")
+    for field in ("norm", "ngf", "n_blocks", "use_dropout", "n_downsampling", "padding_type", "output_nc"):
+        if field in cons and cons[field] != getattr(cfg, field):
+            raise ConversionError(
+                f"fixture says {field}={cons[field]!r} but its state dict implies {getattr(cfg, field)!r}"
             )
     return cfg
 
 
-def run_golden(arrays: dict[str, np.ndarray], meta: dict) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def run_golden(
+    arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """PATN fixture: convert ``param/*``, run ``input/x1_P1`` + ``input/x2_BP1_BP2``, compare ``output/*``."""
     sd = {k[len("param/") :]: v for k, v in arrays.items() if k.startswith("param/")}
-    cfg, variables = convert_generator(sd, _config_from_meta(sd, meta))
+    cfg, players = convert({"generator": sd}, _config_from_meta(sd, meta))
+    variables = players["gen"]
     gen = model.Generator(cfg)
     image, pose = _nchw_to_nhwc(arrays["input/x1_P1"]), _nchw_to_nhwc(arrays["input/x2_BP1_BP2"])
     wanted = {k[len("output/") :]: v for k, v in arrays.items() if k.startswith("output/")}
@@ -321,7 +357,9 @@ def run_golden(arrays: dict[str, np.ndarray], meta: dict) -> dict[str, tuple[np.
     got["image"] = out["image"]
     if "image_bn_batchstats" in wanted:
         if cfg.norm != "batch":
-            raise ValueError("fixture has output/image_bn_batchstats but the generator has no batch norm")
+            raise ConversionError(
+                "fixture has output/image_bn_batchstats but the generator has no batch norm"
+            )
         # Train-mode batch norm (batch statistics), dropout off; running statistics updates are discarded.
         fn = jax.jit(
             lambda v, a, b: gen.apply(v, a, b, train=True, dropout=False, mutable=["batch_stats"])[0]
@@ -329,62 +367,19 @@ def run_golden(arrays: dict[str, np.ndarray], meta: dict) -> dict[str, tuple[np.
         got["image_bn_batchstats"] = fn(variables, image, pose)["image"]
     unknown = sorted(set(wanted) - set(got))
     if unknown:
-        raise KeyError(f"PATN fixture outputs not produced by ptx: {unknown} (known: {sorted(got)})")
+        raise ConversionError(f"PATN fixture outputs not produced by ptx: {unknown} (known: {sorted(got)})")
     return {f"output/{k}": (_nhwc_to_nchw(got[k]), v) for k, v in wanted.items()}
 
 
 # ------------------------------------------------------------------------------------------------ CLI
-def _load(path: str) -> dict[str, np.ndarray]:
-    from ptx.convert import torch_io
-
-    return torch_io.load_state_dict(path)
-
-
-def convert_files(
-    generator: str,
-    disc_pose: str | None = None,
-    disc_image: str | None = None,
-    padding_type: str | None = None,
-) -> tuple[model.Config, dict[str, dict]]:
-    """Official ``.pth`` files -> (Config, {player: variables}) with the players of ``ptx.methods.patn``."""
-    sd = _load(generator)
-    cfg = infer_generator_config(sd, **({"padding_type": padding_type} if padding_type else {}))
-    cfg, gen_vars = convert_generator(sd, cfg)
-    players = {"gen": gen_vars}
-    for player, path in (("disc_pose", disc_pose), ("disc_image", disc_image)):
-        if path:
-            cfg, players[player] = convert_discriminator(_load(path), cfg)
-    return cfg, players
-
-
-def save(out_dir: str | pathlib.Path, cfg: model.Config, players: dict[str, dict]) -> pathlib.Path:
-    """``out/checkpoint`` (Orbax, ``{player: variables}``, what ``config.init_from`` reads) and
-    ``out/ptx_convert.json`` (method, players, the inferred model Config), as ``ptx.convert.gfla`` writes."""
-    import orbax.checkpoint as ocp
-
-    out = pathlib.Path(out_dir).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    with ocp.StandardCheckpointer() as ckpt:
-        ckpt.save(out / "checkpoint", jax.tree.map(np.asarray, players))
-    meta = {"method": "patn", "players": sorted(players), "model": dataclasses.asdict(cfg)}
-    (out / "ptx_convert.json").write_text(json.dumps(meta, indent=1) + "\n")
-    return out
-
-
 def cli(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m ptx.convert patn", description=__doc__.splitlines()[0])
-    ap.add_argument("--generator", required=True, help="official <epoch>_net_netG.pth")
-    ap.add_argument("--disc-pose", help="optional <epoch>_net_netD_PB.pth (pose-pair critic)")
-    ap.add_argument("--disc-image", help="optional <epoch>_net_netD_PP.pth (image-pair critic)")
-    ap.add_argument("--padding-type", choices=model.PADDINGS, help="only needed for 'replicate' models")
-    ap.add_argument("--out", required=True, help="output directory (Orbax checkpoint + ptx_convert.json)")
-    args = ap.parse_args(argv)
-    cfg, players = convert_files(args.generator, args.disc_pose, args.disc_image, args.padding_type)
-    out = save(args.out, cfg, players)
-    n = sum(int(np.size(x)) for x in jax.tree.leaves(players["gen"]["params"]))
-    print(f"PATN {cfg.norm} ngf={cfg.ngf} n_blocks={cfg.n_blocks}: {n:,} generator parameters -> {out}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(cli())
+    """``python -m ptx.convert patn``: official .pth files -> a ``ptx.convert`` directory."""
+    return common.run_cli(
+        argv,
+        method="patn",
+        roles=ROLES,
+        convert=convert,
+        config_class=model.Config,
+        doc=__doc__,
+        fields_not_in_weights=FIELDS_NOT_IN_WEIGHTS,
+    )

@@ -38,10 +38,14 @@ from ptx.convert.common import (
     conv_rules,
     count_prefix,
     export_state_dict,
+    is_bookkeeping,
     join,
     linear_rules,
     norm_rules,
+    require_config,
+    run_cli,
     shape_of,
+    strip_module_prefix,
 )
 from ptx.models import scagan as model
 
@@ -62,15 +66,6 @@ DECODER_NAMES = {"head_0": "head_0", "middle_0": "G_middle_0", "middle_1": "G_mi
 }
 # Config fields no weight file determines (the others are inferred by the infer_*_fields functions).
 NOT_IN_WEIGHTS = ("latent_size", "up_sizes", "content_weight")
-
-
-def _ignored(key: str) -> bool:
-    return key.endswith("num_batches_tracked")
-
-
-def _strip(sd: StateDict) -> dict[str, np.ndarray]:
-    """DataParallel's ``module.`` prefix off (the original strips it the same way when loading)."""
-    return {(k[len("module.") :] if k.startswith("module.") else k): v for k, v in sd.items()}
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -222,9 +217,7 @@ def _kind(sd: StateDict) -> str:
 
 
 def _error(role: str, message: str) -> ConversionError:
-    e = ConversionError(f"{role}: {message}")
-    e.role = role  # the shared CLI names the file
-    return e
+    return ConversionError(f"{role}: {message}", role=role)  # the shared CLI names the role's file
 
 
 @functools.lru_cache(maxsize=16)
@@ -242,13 +235,6 @@ def _abstract(cfg: model.Config, kind: str, in_channels: int = 0) -> dict:
         return model.as_isnet_variables(jax.eval_shape(model.PCTNet(cfg).init, key, edge, pose, pose))
     image, z = jnp.zeros((1, h, w, cfg.image_nc)), jnp.zeros((1, cfg.z_dim))
     return jax.eval_shape(lambda: net.init(key, image, edge, pose, pose, z))
-
-
-def _check_fields(role: str, cfg: model.Config, fields: Mapping[str, Any]) -> None:
-    diff = {f: (getattr(cfg, f), v) for f, v in fields.items() if getattr(cfg, f) != v}
-    if diff:
-        lines = ", ".join(f"{f}: config {a!r} vs file {b!r}" for f, (a, b) in diff.items())
-        raise _error(role, f"does not match the given config: {lines}")
 
 
 def infer_config(
@@ -274,7 +260,7 @@ def infer_config(
                 role, f"holds {names[kind]} state dict; the {role} role takes {names[expected_kind]}"
             )
         if cfg is not None:
-            _check_fields(role, cfg, got)
+            require_config(cfg, dataclasses.replace(cfg, **got), what=f"{role} state dict", role=role)
         for f, v in got.items():
             if f in fields and fields[f] != v:
                 raise _error(role, f"{f}={v!r} disagrees with another file's {f}={fields[f]!r}")
@@ -300,7 +286,7 @@ def convert(
     unknown = sorted(set(state_dicts) - set(ROLES))
     if unknown:
         raise ConversionError(f"unknown roles {unknown}; SCA-GAN roles: {sorted(ROLES)}")
-    sds = {role: _strip(sd) for role, sd in state_dicts.items()}
+    sds = {role: strip_module_prefix(sd) for role, sd in state_dicts.items()}
     cfg = infer_config(sds, cfg)
     players: dict[str, dict] = {}
     for role, sd in sds.items():
@@ -308,11 +294,15 @@ def convert(
         if role == "isnet":
             rules = pct_rules(cfg, PCT_IN_ISNET, EDGE) + isnet_rules(cfg)
             players["gen"], _ = apply_rules(
-                sd, rules, expected=_abstract(cfg, "isnet"), ignore=_ignored, what=what
+                sd, rules, expected=_abstract(cfg, "isnet"), ignore=is_bookkeeping, what=what
             )
         elif role == "pctnet":
             gen, _ = apply_rules(
-                sd, pct_rules(cfg, "", EDGE), expected=_abstract(cfg, "pctnet"), ignore=_ignored, what=what
+                sd,
+                pct_rules(cfg, "", EDGE),
+                expected=_abstract(cfg, "pctnet"),
+                ignore=is_bookkeeping,
+                what=what,
             )
             if "isnet" in sds:
                 _check_same_weights(gen, sds["isnet"], cfg)
@@ -331,7 +321,7 @@ def _check_same_weights(pct: dict, isnet: StateDict, cfg: model.Config) -> None:
     embedded, _ = apply_rules(
         {k: v for k, v in isnet.items() if k.startswith(PCT_IN_ISNET + ".")},
         pct_rules(cfg, PCT_IN_ISNET, EDGE),
-        ignore=_ignored,
+        ignore=is_bookkeeping,
     )
     a, b = jax.tree.leaves(pct["params"]), jax.tree.leaves(embedded["params"])
     if any(not np.array_equal(x, y) for x, y in zip(a, b)):
@@ -443,11 +433,6 @@ def run_golden(
 
 def cli(argv: list[str] | None = None) -> int:
     """``python -m ptx.convert scagan --isnet FILE [...] --out DIR``: official weights -> an Orbax checkpoint."""
-    from ptx.convert import common
-
-    run_cli = getattr(common, "run_cli", None)
-    if run_cli is None:  # the shared CLI of ptx.convert.common has not landed: a minimal one
-        return _cli(argv)
     return run_cli(
         argv,
         method="scagan",
@@ -458,42 +443,6 @@ def cli(argv: list[str] | None = None) -> int:
         required=(),
         fields_not_in_weights=NOT_IN_WEIGHTS,
     )
-
-
-def _cli(argv: list[str] | None) -> int:
-    import argparse
-    import json
-    import pathlib
-
-    from ptx.io.torch_pickle import load_state_dict
-    from ptx.train import checkpoint
-
-    ap = argparse.ArgumentParser(prog="python -m ptx.convert scagan", description=__doc__.splitlines()[0])
-    for role in ROLES:
-        ap.add_argument(
-            f"--{role.replace('_', '-')}", dest=role, metavar="FILE", help=f"-> player {ROLES[role]}"
-        )
-    ap.add_argument("--out", required=True, metavar="DIR")
-    args = ap.parse_args(argv)
-    files = {role: getattr(args, role) for role in ROLES if getattr(args, role)}
-    if not files:
-        ap.error("give at least one weight file (e.g. --isnet latest_netG.pth)")
-    out = pathlib.Path(args.out).absolute()
-    if out.exists() and any(out.iterdir()):
-        print(f"error: {out}: exists and is not empty", file=sys.stderr)
-        return 2
-    try:
-        cfg, players = convert({role: load_state_dict(f) for role, f in files.items()})
-    except ConversionError as e:
-        print(f"error: {files.get(getattr(e, 'role', ''), ', '.join(files.values()))}: {e}", file=sys.stderr)
-        return 2
-    if out.exists():
-        out.rmdir()
-    checkpoint.save_params(out, jax.tree.map(np.asarray, players))
-    meta = {"method": "scagan", "players": sorted(players), "model": dataclasses.asdict(cfg)}
-    (out / "ptx_convert.json").write_text(json.dumps(meta, indent=1) + "\n")
-    print(f"wrote {out} ({', '.join(sorted(players))}); model config in ptx_convert.json")
-    return 0
 
 
 if __name__ == "__main__":

@@ -116,3 +116,39 @@ def paste_back(generated: np.ndarray, framing: Framing, photo: np.ndarray) -> np
     out = Image.fromarray(np.asarray(photo, np.uint8)).copy()
     out.paste(back, (0, 0), mask)
     return np.asarray(out)
+
+
+def fit_map_to_frame(labels: np.ndarray, framing: Framing, fill: int = 0) -> np.ndarray:
+    """A per-pixel label map of the photo (parsing, H x W) cut and resized exactly as :func:`fit_to_frame` cut the
+    photo, with nearest-neighbour sampling (labels are ids, not intensities); outside the photo: ``fill``."""
+    labels = np.asarray(labels)
+    if labels.shape[:2] != tuple(framing.photo_size):
+        raise ValueError(
+            f"label map of shape {labels.shape[:2]} does not match the photo's {tuple(framing.photo_size)}"
+        )
+    top, left, _, _ = framing.box
+    sy, sx = framing.scale
+    h, w = framing.model_size
+    out = Image.fromarray(labels.astype(np.uint8)).transform(
+        (w, h),
+        Image.Transform.AFFINE,
+        (1 / sx, 0, left + 0.5 - 0.5 / sx, 0, 1 / sy, top + 0.5 - 0.5 / sy),
+        resample=Image.Resampling.NEAREST,
+        fillcolor=fill,
+    )
+    return np.asarray(out)
+
+
+# The frames the datasets' images were cut to (height, width); models may stretch them (GFLA: 256x256).
+DATASET_FRAMES = {"market": (128, 64), "fashion": (256, 176)}
+
+
+def training_frame_aspect(data_cfg) -> float:
+    """Height/width of the frame a config's training images were cut to (before any stretch to the model
+    size): ``data.frame_size`` when set, else the dataset family's frame, else the model size.
+    (``ptx.api``'s sampler frames photos with the same rule; its private copy can call this one.)"""
+    frame = data_cfg.get("frame_size", None)
+    if frame is None:
+        names = f"{data_cfg.get('name', '')} {data_cfg.get('builder_config', '')}"
+        frame = next((f for key, f in DATASET_FRAMES.items() if key in names), data_cfg.image_size)
+    return float(frame[0]) / float(frame[1])

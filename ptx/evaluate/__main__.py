@@ -48,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", help="where real FID statistics are cached (default ~/.cache/ptx/fid)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--out", help="JSON file (default: <generated>/ptx_metrics_<protocol>.json)")
+    p.add_argument("--debug", action="store_true", help="tracebacks for input errors")
     return p
 
 
@@ -103,6 +104,12 @@ def _pairs(
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    from ptx.errors import run_reporting_user_errors
+
+    return run_reporting_user_errors(lambda: _evaluate(args), debug=args.debug)
+
+
+def _evaluate(args) -> int:
     files = images.list_images(args.generated)
     panels, which = protocols.panels(args.protocol)
     panels = args.panels or panels

@@ -29,9 +29,13 @@ def list_images(folder: str | os.PathLike) -> list[str]:
 
 
 def read_image(path: str) -> np.ndarray:
-    """uint8 HxWx3 (PIL, converted to RGB as pytorch-fid and the originals' imread do)."""
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"))
+    """uint8 HxWx3 (PIL, converted to RGB as pytorch-fid and the originals' imread do); an unreadable or
+    truncated file is an error naming it."""
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"))
+    except OSError as e:
+        raise ValueError(f"{path}: not a readable image ({e}); expected a complete PNG or JPEG") from e
 
 
 def read_images(paths: Sequence[str]):

@@ -7,6 +7,13 @@ storage keys, then each storage's raw bytes). The reader's unpickler only admits
 state dict needs (tensor rebuild functions, storage types, OrderedDict); anything else is refused, so a
 checkpoint cannot run code. Checkpoints that wrap the state dict (``{"state_dict": ...}``, ``{"model": ...}``)
 are unwrapped and DataParallel's ``module.`` prefixes stripped.
+
+A checkpoint is validated before anything large is allocated: every storage's declared size against the bytes
+the archive holds for it, the total against a byte budget (``max_bytes``, default ``$PTX_MAX_CHECKPOINT_BYTES``
+or 4 GiB), and every tensor's extent (offset, sizes, strides) against its storage, so a crafted file can neither
+read past a buffer nor inflate a small zip into gigabytes. ``inspect(path)`` lists names, shapes and dtypes without
+reading tensor data, so a converter can reject a wrong file before loading it. Zip archives are validated this way
+before ``torch.load`` sees them too.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ _STORAGE_DTYPES: dict[str, Any] = {
     "ByteStorage": np.uint8,
     "BoolStorage": np.bool_,
 }
+DEFAULT_MAX_BYTES = 4 << 30
 _WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "net", "params", "generator", "netG", "net_G")
 
 
@@ -59,11 +67,42 @@ class _Storage:
 class _LazyTensor:
     def __init__(self, storage: _Storage, offset: int, size: tuple, stride: tuple):
         self.storage, self.offset, self.size, self.stride = storage, offset, tuple(size), tuple(stride)
+        self.check_extent()
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(int(d) for d in self.size)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.storage.dtype
+
+    def check_extent(self) -> None:
+        """The last element this tensor reads lies inside its storage (and nothing is negative)."""
+        ints = (self.offset, *self.size, *self.stride)
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in ints):
+            raise pickle.UnpicklingError(f"tensor offset/size/stride must be integers, got {ints}")
+        if self.offset < 0 or any(d < 0 for d in self.size) or any(st < 0 for st in self.stride):
+            raise pickle.UnpicklingError(f"tensor with a negative offset, size or stride: {ints}")
+        if len(self.stride) != len(self.size):
+            raise pickle.UnpicklingError(f"tensor of {len(self.size)} dims with {len(self.stride)} strides")
+        if any(d == 0 for d in self.size):
+            return
+        last = self.offset + sum((d - 1) * st for d, st in zip(self.size, self.stride))
+        if last >= self.storage.numel:
+            raise pickle.UnpicklingError(
+                f"tensor of shape {self.shape} (offset {self.offset}, strides {self.stride}) reads element {last}"
+                f" of a storage holding {self.storage.numel}: a corrupt or crafted checkpoint"
+            )
 
     def materialize(self) -> np.ndarray:
         flat = self.storage.data
         if flat is None:
             raise pickle.UnpicklingError("tensor storage bytes missing from the checkpoint")
+        if len(flat) < self.storage.numel:
+            raise pickle.UnpicklingError(
+                f"storage holds {len(flat)} elements, the checkpoint declared {self.storage.numel}"
+            )
         if not self.size:
             return np.array(flat[self.offset])
         itemsize = flat.dtype.itemsize
@@ -113,6 +152,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
         storage_type, key, _location, numel = pid[1:5]
         view = pid[5] if len(pid) > 5 else None
         key = str(key)
+        if not isinstance(storage_type, _StorageType) or not isinstance(numel, int) or numel < 0:
+            raise pickle.UnpicklingError(f"malformed storage record {pid[:5]!r}")
         if key not in self._storages:
             storage = _Storage(storage_type.dtype, int(numel))
             if self._load_storage is not None:
@@ -149,24 +190,89 @@ def _materialize(obj):
     return obj
 
 
-def _read_zip(path: str) -> Any:
+def _max_bytes(max_bytes: int | None) -> int:
+    if max_bytes is not None:
+        return int(max_bytes)
+    return int(os.environ.get("PTX_MAX_CHECKPOINT_BYTES", DEFAULT_MAX_BYTES))
+
+
+def _human(n: int) -> str:
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} bytes"
+
+
+def _zip_pickle(zf: zipfile.ZipFile, path: str) -> tuple[str, bytes]:
+    names = zf.namelist()
+    pkl = [n for n in names if n.endswith("/data.pkl") or n == "data.pkl"]
+    if not pkl:
+        raise ValueError(f"{path}: zip archive without data.pkl: not a torch checkpoint")
+    info = zf.getinfo(pkl[0])
+    if info.file_size > 64 << 20:
+        raise ValueError(f"{path}: {pkl[0]} is {info.file_size} bytes; a state dict's index is far smaller")
+    return pkl[0][: -len("data.pkl")], zf.read(pkl[0])
+
+
+def _check_zip_storages(
+    zf: zipfile.ZipFile, root: str, storages: Mapping[str, _Storage], path: str, budget: int
+):
+    """Every declared storage exists with exactly its declared byte size, and they fit the byte budget."""
+    total = 0
+    for key, storage in storages.items():
+        if isinstance(storage, _ViewStorage):
+            continue
+        name = f"{root}data/{key}"
+        try:
+            info = zf.getinfo(name)
+        except KeyError:
+            raise ValueError(f"{path}: storage {key!r} is referenced but {name} is missing") from None
+        want = storage.numel * storage.dtype.itemsize
+        if info.file_size != want:
+            raise ValueError(
+                f"{path}: storage {key!r} declares {storage.numel} x {storage.dtype} ({want} bytes) but {name} "
+                f"holds {info.file_size} bytes: a corrupt or crafted checkpoint"
+            )
+        total += want
+    if total > budget:
+        raise ValueError(
+            f"{path}: tensors total {_human(total)}, over the {_human(budget)} budget (set "
+            "PTX_MAX_CHECKPOINT_BYTES to allow larger checkpoints)"
+        )
+
+
+def _index_zip(path: str, budget: int) -> Any:
+    """The unpickled object with lazy tensors, every storage checked against the archive; no tensor data read."""
     with zipfile.ZipFile(path) as zf:
-        names = zf.namelist()
-        pkl = [n for n in names if n.endswith("/data.pkl") or n == "data.pkl"]
-        if not pkl:
-            raise ValueError(f"{path}: zip archive without data.pkl: not a torch checkpoint")
-        root = pkl[0][: -len("data.pkl")]
-        big = zf.read(root + "byteorder").decode().strip() == "big" if root + "byteorder" in names else False
+        root, pkl = _zip_pickle(zf, path)
+        storages: dict[str, _Storage] = {}
+        obj = _RestrictedUnpickler(io.BytesIO(pkl), storages).load()
+        _check_zip_storages(zf, root, storages, path, budget)
+    return obj
 
-        def load_storage(key: str, dtype: np.dtype) -> np.ndarray:
+
+def _read_zip(path: str, budget: int) -> Any:
+    with zipfile.ZipFile(path) as zf:
+        root, pkl = _zip_pickle(zf, path)
+        big = (
+            zf.read(root + "byteorder").decode().strip() == "big"
+            if root + "byteorder" in zf.namelist()
+            else False
+        )
+        storages: dict[str, _Storage] = {}
+        obj = _RestrictedUnpickler(io.BytesIO(pkl), storages).load()
+        _check_zip_storages(zf, root, storages, path, budget)
+        for key, storage in storages.items():
+            if isinstance(storage, _ViewStorage):
+                continue
             raw = zf.read(f"{root}data/{key}")
-            return np.frombuffer(raw, dtype=dtype.newbyteorder(">" if big else "<")).astype(dtype)
-
-        obj = _RestrictedUnpickler(io.BytesIO(zf.read(pkl[0])), load_storage=load_storage).load()
+            dtype = storage.dtype
+            storage.data = np.frombuffer(raw, dtype=dtype.newbyteorder(">" if big else "<")).astype(dtype)
         return _materialize(obj)
 
 
-def _read_legacy(path: str) -> Any:
+def _read_legacy(path: str, budget: int) -> Any:
+    size = os.path.getsize(path)
     with open(path, "rb") as f:
         plain = _RestrictedUnpickler(f)  # magic number, protocol version, sys info: no globals
         magic = plain.load()
@@ -177,18 +283,41 @@ def _read_legacy(path: str) -> Any:
         storages: dict[str, _Storage] = {}
         obj = _RestrictedUnpickler(f, storages).load()
         keys = _RestrictedUnpickler(f).load()
+        declared = sum(
+            s.numel * s.dtype.itemsize for s in storages.values() if not isinstance(s, _ViewStorage)
+        )
+        if declared > min(budget, size):
+            raise ValueError(
+                f"{path}: tensors declare {declared} bytes; the file has {size} and the budget is {budget}"
+            )
         for key in keys:
+            if str(key) not in storages:
+                raise ValueError(f"{path}: storage {key!r} has data but no tensor refers to it")
             storage = storages[str(key)]
             (numel,) = struct.unpack("<q", f.read(8))
+            if numel != storage.numel:
+                raise ValueError(f"{path}: storage {key!r} holds {numel} elements, declared {storage.numel}")
             raw = f.read(numel * storage.dtype.itemsize)
             storage.data = np.frombuffer(raw, dtype=storage.dtype.newbyteorder("<")).astype(storage.dtype)
         return _materialize(obj)
 
 
-def read_torch_file(path: str | os.PathLike) -> Any:
+def read_torch_file(path: str | os.PathLike, *, max_bytes: int | None = None) -> Any:
     """The unpickled object of a ``.pth`` file (tensors as numpy arrays), without torch."""
+    path, budget = os.fspath(path), _max_bytes(max_bytes)
+    return _read_zip(path, budget) if zipfile.is_zipfile(path) else _read_legacy(path, budget)
+
+
+def inspect(
+    path: str | os.PathLike, *, max_bytes: int | None = None
+) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """``{name: (shape, dtype)}`` of a zip-format ``.pth`` state dict, read and validated without loading any
+    tensor data (wrappers and ``module.`` prefixes handled as in :func:`load_state_dict`)."""
     path = os.fspath(path)
-    return _read_zip(path) if zipfile.is_zipfile(path) else _read_legacy(path)
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path}: inspect needs the zip format (torch >= 1.6); load the legacy file instead")
+    tree = _index_zip(path, _max_bytes(max_bytes))
+    return {k: (v.shape, v.dtype) for k, v in unwrap_state_dict(tree, path, leaf=_LazyTensor).items()}
 
 
 def _torch_load(path: str) -> Any:
@@ -212,10 +341,10 @@ def _torch_load(path: str) -> Any:
     return to_numpy(obj)
 
 
-def unwrap_state_dict(obj: Any, what: str = "checkpoint") -> dict[str, np.ndarray]:
+def unwrap_state_dict(obj: Any, what: str = "checkpoint", *, leaf: type = np.ndarray) -> dict[str, Any]:
     """The tensor dict inside a checkpoint: unwraps ``{"state_dict": ...}``-style wrappers and strips
     DataParallel's ``module.`` prefix."""
-    while isinstance(obj, Mapping) and not all(isinstance(v, np.ndarray) for v in obj.values()):
+    while isinstance(obj, Mapping) and not all(isinstance(v, leaf) for v in obj.values()):
         inner = [k for k in _WRAPPER_KEYS if isinstance(obj.get(k), Mapping)]
         if not inner:
             dicts = [k for k, v in obj.items() if isinstance(v, Mapping)]
@@ -227,11 +356,15 @@ def unwrap_state_dict(obj: Any, what: str = "checkpoint") -> dict[str, np.ndarra
         obj = obj[inner[0]]
     if not isinstance(obj, Mapping):
         raise ValueError(f"{what}: expected a dict of tensors, got {type(obj).__name__}")
-    return {(k[len("module.") :] if k.startswith("module.") else k): np.asarray(v) for k, v in obj.items()}
+    convert = np.asarray if leaf is np.ndarray else (lambda v: v)
+    return {(k[len("module.") :] if k.startswith("module.") else k): convert(v) for k, v in obj.items()}
 
 
-def load_state_dict(path: str | os.PathLike, *, use_torch: bool | None = None) -> dict[str, np.ndarray]:
-    """``{name: numpy array}`` of an official ``.pth`` file. ``use_torch=None`` uses torch when it imports."""
+def load_state_dict(
+    path: str | os.PathLike, *, use_torch: bool | None = None, max_bytes: int | None = None
+) -> dict[str, np.ndarray]:
+    """``{name: numpy array}`` of an official ``.pth`` file. ``use_torch=None`` uses torch when it imports
+    (after the torch-free validation of a zip archive: torch trusts the sizes a file declares)."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"checkpoint {path} does not exist")
@@ -242,5 +375,10 @@ def load_state_dict(path: str | os.PathLike, *, use_torch: bool | None = None) -
             use_torch = True
         except ImportError:
             use_torch = False
-    obj = _torch_load(path) if use_torch else read_torch_file(path)
+    if use_torch:
+        if zipfile.is_zipfile(path):
+            _index_zip(path, _max_bytes(max_bytes))
+        obj = _torch_load(path)
+    else:
+        obj = read_torch_file(path, max_bytes=max_bytes)
     return unwrap_state_dict(obj, path)

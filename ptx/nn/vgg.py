@@ -73,11 +73,14 @@ class VGG(nn.Module):
     """torchvision VGG ``features`` trunk; returns ``{relu name: activation}`` (NHWC).
 
     ``layers`` selects the returned activations (default: all); computation stops after the deepest one.
+    ``widths`` are the five blocks' channel counts (torchvision's by default; narrow ones for parity fixtures
+    of networks that embed a VGG, e.g. CASD's style encoder).
     """
 
     arch: str = "vgg19"
     layers: Sequence[str] | None = None
     dtype: Any = None
+    widths: Sequence[int] = _WIDTHS
 
     @nn.compact
     def __call__(self, x: jax.Array) -> dict[str, jax.Array]:
@@ -94,7 +97,7 @@ class VGG(nn.Module):
                 x = max_pool(x, 2)
             for i in range(n_convs):
                 name = f"{b + 1}_{i + 1}"
-                x = Conv2d(_WIDTHS[b], 3, padding=1, dtype=self.dtype, name=f"conv{name}")(x)
+                x = Conv2d(self.widths[b], 3, padding=1, dtype=self.dtype, name=f"conv{name}")(x)
                 x = jax.nn.relu(x)
                 if f"relu{name}" in wanted:
                     out[f"relu{name}"] = x
@@ -137,14 +140,14 @@ def convert_torchvision(state_dict: Mapping[str, Any], arch: str | None = None) 
     return params
 
 
-def random_params(arch: str = "vgg19", seed: int = 0) -> dict[str, Any]:
+def random_params(arch: str = "vgg19", seed: int = 0, widths: Sequence[int] = _WIDTHS) -> dict[str, Any]:
     """He-normal random VGG weights (numpy, deterministic): sane feature scale, no pretrained meaning."""
     _check_arch(arch)
     rs = np.random.RandomState(seed)
     params, cin = {}, 3
     for b, n in enumerate(_BLOCKS[arch]):
         for i in range(n):
-            cout = _WIDTHS[b]
+            cout = widths[b]
             w = rs.standard_normal((3, 3, cin, cout)) * np.sqrt(2.0 / (9 * cin))
             params[f"conv{b + 1}_{i + 1}"] = {
                 "kernel": jnp.asarray(w, jnp.float32),

@@ -98,7 +98,7 @@ def _compiled_network(cfg):
 
 def read_photo(photo: Any) -> np.ndarray:
     """A path, PIL image or array -> uint8 (H, W, 3) RGB."""
-    from ptx.api import read_image  # lazy: ptx.api may import this module
+    from ptx.data.photos import read_image
 
     return read_image(photo, what="photo")
 

@@ -18,10 +18,17 @@ import sys
 
 import numpy as np
 
-# Fixture prefix -> module with ``run_golden`` (converters for model fixtures; a loss hook for pSSIM).
-CONVERTERS = {"gfla": "ptx.convert.gfla", "patn": "ptx.convert.patn", "pssim": "ptx.tools.golden_pssim"}
-CONVERTERS["openpose"] = "ptx.convert.openpose"
-CONVERTERS["scagan"] = "ptx.convert.scagan"
+# Fixture prefix -> module with ``run_golden``: the only per-method lines here (one per method; converters for
+# model fixtures, a loss hook for pSSIM).
+CONVERTERS = {
+    "gfla": "ptx.convert.gfla",
+    "patn": "ptx.convert.patn",
+    "pssim": "ptx.tools.golden_pssim",
+    "openpose": "ptx.convert.openpose",
+    "casd": "ptx.convert.casd",
+    "defgan": "ptx.convert.defgan",
+    "scagan": "ptx.convert.scagan",
+}
 
 
 def load_fixture(path: str | pathlib.Path) -> tuple[dict[str, np.ndarray], dict]:

@@ -23,7 +23,10 @@ class Checkpointer:
     def __init__(self, directory: str | pathlib.Path, *, keep: int = 3, async_save: bool = True):
         self.directory = pathlib.Path(directory).absolute()
         options = ocp.CheckpointManagerOptions(
-            max_to_keep=keep, enable_async_checkpointing=async_save, create=True
+            max_to_keep=keep,
+            enable_async_checkpointing=async_save,
+            create=True,
+            cleanup_tmp_directories=True,  # a save killed mid-write leaves a tmp folder: removed on restart
         )
         self.manager = ocp.CheckpointManager(
             self.directory,

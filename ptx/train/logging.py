@@ -1,7 +1,9 @@
-"""Metric writers (TensorBoard events via tensorboardX, and stdout), progress with ETA, image grids.
+"""Metric writers (TensorBoard events via tensorboardX, a JSON-lines history, stdout), progress lines with
+ETA, image grids.
 
 No TensorFlow: clu's writers import it (1.4 GB), tensorboardX writes the same event files. Only process 0
-writes; the others get a writer that drops everything.
+writes; the others get a writer that drops everything. ``<workdir>/scalars.jsonl`` keeps every logged scalar
+(one line per call: step, wall time, values) for the run's report (``ptx.train.report``).
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ import jax
 import numpy as np
 from absl import logging
 
+HISTORY_FILE = "scalars.jsonl"
+
 
 class MetricWriter:
-    """Scalars and images to TensorBoard (``<workdir>/tb``) and stdout; images also as PNG files."""
+    """Scalars to TensorBoard (``<workdir>/tb``), ``scalars.jsonl`` and stdout; images to TensorBoard and PNG."""
 
     def __init__(self, workdir: str | pathlib.Path, *, enabled: bool | None = None, tensorboard: bool = True):
         self.workdir = pathlib.Path(workdir)
@@ -29,13 +33,23 @@ class MetricWriter:
 
             self._tb = SummaryWriter(str(self.workdir / "tb"))
 
-    def scalars(self, step: int, values: Mapping[str, float]) -> None:
+    def scalars(self, step: int, values: Mapping[str, float], *, echo: bool = True) -> None:
+        """``echo=False``: TensorBoard and the history only (the caller prints its own line)."""
         if not self.enabled:
             return
         for k, v in values.items():
             if self._tb is not None:
                 self._tb.add_scalar(k, v, step)
-        logging.info("[%d] %s", step, ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(values.items())))
+        record = {
+            "step": int(step),
+            "time": round(time.time(), 3),
+            **{k: _plain(v) for k, v in values.items()},
+        }
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        with open(self.workdir / HISTORY_FILE, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if echo:
+            logging.info("[%d] %s", step, ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(values.items())))
 
     def image(self, step: int, name: str, image: np.ndarray) -> pathlib.Path | None:
         """``image`` uint8 HxWx3; written to TensorBoard and ``<workdir>/images/<name>_<step>.png``."""
@@ -68,6 +82,12 @@ def _fmt(v: float) -> str:
     return f"{v:.5g}" if isinstance(v, float) else str(v)
 
 
+def _plain(v):
+    """A JSON value for the history (non-finite floats as strings: JSON has no inf/nan)."""
+    v = float(v) if isinstance(v, np.generic) else v
+    return v if not isinstance(v, float) or math.isfinite(v) else str(v)
+
+
 def write_json(path: str | pathlib.Path, values: Mapping) -> None:
     """A JSON file written by process 0 only (atomically: a reader never sees half a file)."""
     if jax.process_index() != 0:
@@ -79,10 +99,10 @@ def write_json(path: str | pathlib.Path, values: Mapping) -> None:
 
 
 class Progress:
-    """Steps/s over the last interval and the ETA of the stage."""
+    """Steps/s over the last interval, the ETA of the stage, and the one line a person reads per log step."""
 
-    def __init__(self, total_steps: int, start_step: int = 0):
-        self.total = total_steps
+    def __init__(self, total_steps: int, start_step: int = 0, name: str = ""):
+        self.total, self.name = total_steps, name
         self._t, self._step = time.perf_counter(), start_step
 
     def report(self, step: int) -> dict[str, float]:
@@ -91,6 +111,46 @@ class Progress:
         self._t, self._step = now, step
         eta = (self.total - step) / rate if rate > 0 else math.inf
         return {"steps_per_sec": rate, "eta_min": eta / 60.0}
+
+    def line(self, step: int, rates: Mapping[str, float], losses: Mapping[str, float]) -> str:
+        """``flow  120/300 (40%)  3.21 steps/s  ETA 0:56  gen 1.23 (l1 0.41, correctness 0.8)  disc 0.49``."""
+        width = len(str(self.total))
+        eta = rates["eta_min"] * 60.0
+        head = (
+            f"{self.name}  {step:>{width}}/{self.total} ({100 * step // max(self.total, 1):>3}%)  "
+            f"{rates['steps_per_sec']:.3g} steps/s  ETA {format_duration(eta)}"
+        )
+        return "  ".join([head, *main_losses(losses)])
+
+
+MAX_TERMS = 5  # loss terms shown per player besides its total
+
+
+def main_losses(losses: Mapping[str, float]) -> list[str]:
+    """``{"gen/loss": 1.2, "gen/l1": 0.4, "disc/loss": 0.5}`` -> ``["gen 1.2 (l1 0.4)", "disc 0.5"]``: each
+    player's total, then up to MAX_TERMS of its other terms (largest first)."""
+    players: dict[str, dict[str, float]] = {}
+    for key, value in losses.items():
+        player, _, term = key.rpartition("/")
+        players.setdefault(player or "loss", {})[term] = value
+    out = []
+    for player, terms in players.items():
+        total = terms.pop("loss", None)
+        shown = sorted(terms.items(), key=lambda kv: -abs(kv[1]) if math.isfinite(kv[1]) else -math.inf)
+        detail = ", ".join(f"{k} {v:.3g}" for k, v in shown[:MAX_TERMS])
+        text = player if total is None else f"{player} {total:.4g}"
+        out.append(f"{text} ({detail})" if detail else text)
+    return out
+
+
+def format_duration(seconds: float) -> str:
+    """``75`` -> ``1:15``, ``4000`` -> ``1:06:40``; unknown -> ``?``."""
+    if not math.isfinite(seconds):
+        return "?"
+    s = round(seconds)
+    h, rest = divmod(s, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:

@@ -24,7 +24,7 @@ from absl import logging
 
 from ptx import registry
 from ptx.methods.protocol import Method, Stage
-from ptx.train import checkpoint, evaluation, optim, sharding
+from ptx.train import checkpoint, evaluation, optim, sharding, summary
 from ptx.train import logging as tlog
 from ptx.train import state as tstate
 from ptx.train.step import make_train_step
@@ -80,6 +80,8 @@ def pipeline_loader_factory(data_cfg, method: Method | None = None) -> LoaderFac
             kwargs.setdefault("pair_filter", method.pair_filter(kwargs["split"]))
         return pipeline.make_loader(data_cfg, worker_count=data_cfg.get("worker_count", 0), **kwargs)
 
+    make.data_config = data_cfg  # the end-of-run summary asks the same pipeline for parsing maps too
+    make.with_data_config = lambda changed: pipeline_loader_factory(changed, method)
     return make
 
 
@@ -370,6 +372,8 @@ def _run_from_latest(config, workdir, method, mesh, factory, stages, offsets, ck
             metrics["eval"] = evaluation.run_evals(config, method, mesh, variables, factory)
             writer.scalars(result.global_step, {f"eval/{k}": v for k, v in metrics["eval"].items()})
         tlog.write_json(workdir / "metrics.json", metrics)
+        final = previous if previous is not None else result.final_variables
+        summary.finish(config, workdir, method, final, factory, writer, result.global_step)
         return RunResult(result.status, result.stage, result.stage_step, result.global_step, result.metrics)
 
 
@@ -406,7 +410,7 @@ def _run_stage(
 
     log_cfg = config.log
     predict = None
-    progress = tlog.Progress(n, start)
+    progress = tlog.Progress(n, start, stage.name)
     pending: list[dict[str, jax.Array]] = []
     pending_start = start
     last_saved = ckpt.latest_step()
@@ -453,12 +457,15 @@ def _run_stage(
             pending.append(metrics)
         if is_log:
             logged = flush()
+            rates = progress.report(done)
             writer.scalars(
                 setup.offset + done,
                 {f"train/{k}": v for k, v in logged.items()}
-                | {f"progress/{k}": v for k, v in progress.report(done).items()}
+                | {f"progress/{k}": v for k, v in rates.items()}
                 | {"stage": setup.index},
+                echo=False,
             )
+            logging.info("%s", progress.line(done, rates, logged))
         if is_image:
             predict = predict or evaluation.make_predict(method, setup.batch_sharding.mesh)
             out = predict(st.variables(), setup.example)["image"]
