@@ -163,3 +163,10 @@ def test_cli_writes_a_loadable_checkpoint(golden_dir, tmp_path):
     for a, b in zip(jax.tree.leaves(loaded), jax.tree.leaves(players)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert main(["scagan", "--isnet", str(tmp_path / "latest_netG.pth"), "--out", str(tmp_path / "o2")]) == 2
+
+
+def test_latent_sizes_follow_the_originals_rule_without_a_config():
+    for positions, height in ((48, 256), (12, 128), (2, 64)):
+        cfg = convert._with_latent_of(scagan.Config(), positions)
+        assert cfg == scagan.for_image_size(scagan.Config(), height, round(height * 176 / 256)), positions
+    assert convert._with_latent_of(scagan.Config(), 5) == scagan.Config()  # no such size: left to the check

@@ -13,7 +13,9 @@ whose ``edge_generator`` is the PCT-Net: the IS-Net file fills all of it, with t
 and running statistics (what the original's test uses); a PCT-Net file alone fills only ``edge_generator``
 (what the recipe's first stage trains); given with the IS-Net file it must hold the same weights (its
 statistics may differ and are not used). The model ``Config`` is inferred from names and shapes; the decoder's latent size is known only as
-the product ``fc`` outputs / (8 nf), so it is checked against the config's (default: 256x176 images).
+the product ``fc`` outputs / (8 nf): without a config, the sizes are those of the original's rule (height a
+multiple of 32, widths from its hard-coded 256/176 aspect) with that many latent positions; a given config's
+are checked against it.
 
     python -m ptx.convert scagan --isnet latest_netG.pth [--disc-pose ...] [--disc-image ...] --out DIR
 """
@@ -65,7 +67,8 @@ DECODER_NAMES = {"head_0": "head_0", "middle_0": "G_middle_0", "middle_1": "G_mi
     f"up_{i}": f"up_{i}" for i in range(4)
 }
 # Config fields no weight file determines (the others are inferred by the infer_*_fields functions).
-NOT_IN_WEIGHTS = ("latent_size", "up_sizes", "content_weight")
+FIELDS_NOT_IN_WEIGHTS = ("latent_size", "up_sizes", "content_weight")
+ORIGINAL_ASPECT = 256.0 / 176.0  # hard-coded in CSGenerator's size computations
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -268,6 +271,8 @@ def infer_config(
     inferred = dataclasses.replace(cfg or base or model.Config(), **fields)
     if "isnet" in state_dicts:
         n = shape_of(state_dicts["isnet"], "fc.weight")[0]
+        if cfg is None and base is None:
+            inferred = _with_latent_of(inferred, n // (8 * inferred.nf))
         lh, lw = inferred.latent_size
         if n != 8 * inferred.nf * lh * lw:
             raise _error(
@@ -277,6 +282,16 @@ def infer_config(
                 "models.scagan.for_image_size for the training image size",
             )
     return inferred
+
+
+def _with_latent_of(cfg: model.Config, positions: int) -> model.Config:
+    """The sizes of the original's rule (height multiple of 32, width from the 256/176 aspect) whose latent map
+    has ``positions`` positions; ``cfg`` unchanged when none has (the caller then reports the mismatch)."""
+    for lh in range(1, 257):
+        if lh * round(lh / ORIGINAL_ASPECT) == positions:
+            latent, ups = model.decoder_sizes(lh * 2**model.N_UPSAMPLING, ORIGINAL_ASPECT)
+            return dataclasses.replace(cfg, latent_size=latent, up_sizes=ups)
+    return cfg
 
 
 def convert(
@@ -384,7 +399,7 @@ def _fixture_config(sd: StateDict, meta: Mapping[str, Any], height: int) -> mode
         raise ConversionError(
             f"fixture G_n_upampling={n_up}; the IS-Net decoder upsamples {model.N_UPSAMPLING}x"
         )
-    latent, ups = model.decoder_sizes(fine, 256.0 / 176.0)
+    latent, ups = model.decoder_sizes(fine, ORIGINAL_ASPECT)
     base = dataclasses.replace(model.Config(), latent_size=latent, up_sizes=ups)
     if "content_weight" in opt:
         base = dataclasses.replace(base, content_weight=float(opt["content_weight"]))
@@ -441,7 +456,7 @@ def cli(argv: list[str] | None = None) -> int:
         config_class=model.Config,
         doc=__doc__,
         required=(),
-        fields_not_in_weights=NOT_IN_WEIGHTS,
+        fields_not_in_weights=FIELDS_NOT_IN_WEIGHTS,
     )
 
 
