@@ -13,6 +13,7 @@ METHODS: dict[str, str] = {
     "gfla": "ptx.methods.gfla",
     "patn": "ptx.methods.patn",
     "defgan": "ptx.methods.defgan",
+    "scagan": "ptx.methods.scagan",
     "toy": "ptx.methods.toy",
 }
 

@@ -15,16 +15,16 @@ features) are sown into the ``intermediates`` collection for parity checks.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ptx.nn import layers
+from ptx.nn import resnet
+from ptx.nn.resnet import ConvBlock, Decoder, Encoder, normal_002
 
-NORMS = ("instance", "batch")
-PADDINGS = ("reflect", "replicate", "zero")
+NORMS = resnet.NORMS
+PADDINGS = resnet.PADDINGS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,94 +76,6 @@ VARIANTS: dict[str, Config] = {
     "market_tiny": Config(norm="batch", ngf=8, n_blocks=2, ndf=8, n_blocks_d=1),
 }
 
-# The original initialises G's conv / transposed-conv weights with N(0, 0.02) (init_type 'normal').
-_normal_002 = nn.initializers.normal(0.02)
-
-
-class Norm(nn.Module):
-    """The original's ``norm_layer``: InstanceNorm2d(affine=False) or BatchNorm2d(affine=True)."""
-
-    kind: str
-
-    @nn.compact
-    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-        if self.kind == "instance":
-            return layers.InstanceNorm(affine=False)(x)
-        return layers.BatchNorm()(x, train=train)
-
-
-class PadConv(nn.Module):
-    """3x3 (or k x k) stride-1 convolution with the block's padding type (reflect / replicate / zero)."""
-
-    features: int
-    kernel_size: int = 3
-    padding_type: str = "reflect"
-    use_bias: bool = True
-    kernel_init: Callable = layers.torch_default_kernel_init
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        p = self.kernel_size // 2
-        if self.padding_type != "zero":
-            x = layers.pad2d(x, p, self.padding_type)
-            p = 0
-        conv = layers.Conv2d(
-            self.features, self.kernel_size, padding=p, use_bias=self.use_bias, kernel_init=self.kernel_init
-        )
-        return conv(x)
-
-
-class Encoder(nn.Module):
-    """7x7 reflect-padded conv, then ``n_downsampling`` stride-2 convs doubling the width (each + norm + ReLU).
-
-    ``widths`` lists the output width of every conv (the discriminator's 3-downsampling case does not double
-    its last one).
-    """
-
-    widths: tuple[int, ...]
-    norm: str
-    use_bias: bool
-    kernel_init: Callable
-
-    @nn.compact
-    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-        for i, width in enumerate(self.widths):
-            if i == 0:
-                x = layers.pad2d(x, 3, "reflect")
-                conv = layers.Conv2d(width, 7, use_bias=self.use_bias, kernel_init=self.kernel_init)
-            else:
-                conv = layers.Conv2d(
-                    width, 3, stride=2, padding=1, use_bias=self.use_bias, kernel_init=self.kernel_init
-                )
-            x = conv(x)
-            x = nn.relu(Norm(self.norm)(x, train))
-        return x
-
-
-class ConvBlock(nn.Module):
-    """pad, conv, norm, ReLU, [dropout 0.5], pad, conv, [norm]: the body of ResnetBlock and of PATBlock."""
-
-    features: int
-    hidden: int
-    norm: str
-    padding_type: str
-    use_bias: bool
-    use_dropout: bool
-    last_norm: bool = True
-    kernel_init: Callable = layers.torch_default_kernel_init
-
-    @nn.compact
-    def __call__(self, x: jax.Array, train: bool, dropout: bool) -> jax.Array:
-        conv = dict(padding_type=self.padding_type, use_bias=self.use_bias, kernel_init=self.kernel_init)
-        x = PadConv(self.hidden, **conv)(x)
-        x = nn.relu(Norm(self.norm)(x, train))
-        if self.use_dropout:
-            x = nn.Dropout(0.5, deterministic=not dropout)(x)
-        x = PadConv(self.features, **conv)(x)
-        if self.last_norm:
-            x = Norm(self.norm)(x, train)
-        return x
-
 
 class PATBlock(nn.Module):
     """One pose-attention transfer step: image features += sigmoid(pose branch) * image branch.
@@ -188,7 +100,7 @@ class PATBlock(nn.Module):
             padding_type=self.padding_type,
             use_bias=self.use_bias,
             use_dropout=self.use_dropout,
-            kernel_init=_normal_002,
+            kernel_init=normal_002,
         )
         image_branch = ConvBlock(self.dim, self.dim, name="image", **common)(x1, train, dropout)
         pose_hidden = self.dim if self.first else 2 * self.dim
@@ -196,34 +108,6 @@ class PATBlock(nn.Module):
         att = jax.nn.sigmoid(s2)
         x1 = x1 + att * image_branch
         return x1, jnp.concatenate([s2, x1], axis=-1), att
-
-
-class Decoder(nn.Module):
-    """Stride-2 transposed convs halving the width (+ norm + ReLU), then a reflect-padded 7x7 conv and tanh."""
-
-    ngf: int
-    n_up: int
-    output_nc: int
-    norm: str
-    use_bias: bool
-
-    @nn.compact
-    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-        for i in range(self.n_up):
-            width = self.ngf * 2 ** (self.n_up - i - 1)
-            up = layers.ConvTranspose2d(
-                width,
-                3,
-                stride=2,
-                padding=1,
-                output_padding=1,
-                use_bias=self.use_bias,
-                kernel_init=_normal_002,
-            )
-            x = nn.relu(Norm(self.norm)(up(x), train))
-        x = layers.pad2d(x, 3, "reflect")
-        x = layers.Conv2d(self.output_nc, 7, use_bias=True, kernel_init=_normal_002)(x)  # always biased
-        return jnp.tanh(x)
 
 
 class Generator(nn.Module):
@@ -240,7 +124,7 @@ class Generator(nn.Module):
         _check_input(pose, cfg.pose_nc, "pose", 2**cfg.n_downsampling)
         dropout = train if dropout is None else dropout
         widths = tuple(cfg.ngf * 2**i for i in range(cfg.n_downsampling + 1))
-        enc = dict(widths=widths, norm=cfg.norm, use_bias=cfg.use_bias, kernel_init=_normal_002)
+        enc = dict(widths=widths, norm=cfg.norm, use_bias=cfg.use_bias, kernel_init=normal_002)
         x1 = Encoder(name="image_encoder", **enc)(image, train)
         x2 = Encoder(name="pose_encoder", **enc)(pose, train)
         self.sow("intermediates", "stream1_down", x1)
@@ -278,24 +162,16 @@ class Discriminator(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool = False, dropout: bool | None = None) -> jax.Array:
         cfg = self.config
-        dropout = train if dropout is None else dropout
-        nd = cfg.n_downsampling_d
-        widths = [cfg.ndf * 2 ** min(i, 2) for i in range(nd + 1)]  # n_downsampling 3 keeps 4*ndf
-        init = layers.torch_default_kernel_init
-        x = Encoder(tuple(widths), cfg.norm, cfg.use_bias, init, name="encoder")(x, train)
-        for k in range(cfg.n_blocks_d):
-            body = ConvBlock(
-                widths[-1],
-                widths[-1],
-                norm=cfg.norm,
-                padding_type="reflect",
-                use_bias=cfg.use_bias,
-                use_dropout=cfg.use_dropout_d,
-                kernel_init=init,
-                name=f"block_{k}",
-            )
-            x = x + body(x, train, dropout)
-        return x
+        return resnet.discriminator_trunk(
+            x,
+            ndf=cfg.ndf,
+            n_blocks=cfg.n_blocks_d,
+            n_downsampling=cfg.n_downsampling_d,
+            norm=cfg.norm,
+            use_dropout=cfg.use_dropout_d,
+            train=train,
+            dropout=train if dropout is None else dropout,
+        )
 
 
 def _check_input(x: jax.Array, channels: int, name: str, multiple: int) -> None:

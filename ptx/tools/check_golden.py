@@ -27,6 +27,7 @@ CONVERTERS = {
     "openpose": "ptx.convert.openpose",
     "casd": "ptx.convert.casd",
     "defgan": "ptx.convert.defgan",
+    "scagan": "ptx.convert.scagan",
 }
 
 

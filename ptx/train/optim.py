@@ -8,17 +8,26 @@ import optax
 
 
 def schedule(cfg) -> optax.Schedule | float:
-    """Learning rate: ``constant``, ``linear`` (hold until ``decay_start``, then to 0) or ``cosine``."""
+    """Learning rate: ``constant``, ``linear`` (hold until ``decay_start``, then to 0) or ``cosine``.
+
+    ``interval`` > 1 (optional) changes the rate only every ``interval`` steps, at its value at the start of
+    each interval: the pix2pix family steps its LambdaLR once per epoch, so ``interval`` = steps per epoch.
+    """
     kind = cfg.get("schedule", "constant")
     if kind == "constant":
         return cfg.lr
     if kind == "linear":
         steps = max(int(cfg.decay_steps), 1)
         decay = optax.linear_schedule(cfg.lr, 0.0, steps)
-        return optax.join_schedules([optax.constant_schedule(cfg.lr), decay], [int(cfg.decay_start)])
-    if kind == "cosine":
-        return optax.cosine_decay_schedule(cfg.lr, max(int(cfg.decay_steps), 1))
-    raise ValueError(f"unknown learning-rate schedule {kind!r}; expected constant, linear or cosine")
+        rate = optax.join_schedules([optax.constant_schedule(cfg.lr), decay], [int(cfg.decay_start)])
+    elif kind == "cosine":
+        rate = optax.cosine_decay_schedule(cfg.lr, max(int(cfg.decay_steps), 1))
+    else:
+        raise ValueError(f"unknown learning-rate schedule {kind!r}; expected constant, linear or cosine")
+    interval = int(cfg.get("interval", 0) or 0)
+    if interval > 1:
+        return lambda step: rate(step // interval * interval)
+    return rate
 
 
 def make_optimizer(cfg) -> optax.GradientTransformation:
