@@ -23,8 +23,9 @@ other photos) or put them beside a photo file as sidecars (:data:`POSE_SIDECARS`
 photo without keypoints is padded whole to the frame; a photo without parsing is an error, since the codes come
 from it.
 
-Every call runs the model in chunks of exactly ``batch_size`` (padded), so an image never depends on what else
-the call renders: ``mix`` at t = 0 and t = 1 gives, bit for bit, the plain renderings of the two people.
+The model runs in chunks of exactly ``batch_size`` images (padded; one compiled program for every call), and
+CASD's sampler normalises per sample, so an image does not depend on what else a call renders: with the default
+``batch_size=1``, ``mix`` at t = 0 and t = 1 gives, bit for bit, the plain renderings of the two people.
 """
 
 from __future__ import annotations
@@ -240,7 +241,7 @@ class Editor:
                 "can: casd_*"
             )
         self.method: RegionEditor = method
-        self.variables = variables
+        self.variables = jax.device_put(variables)  # once, not per call
         self.image_size = tuple(int(s) for s in image_size)
         self.frame_aspect = float(frame_aspect)
         self.batch_size = int(batch_size)
@@ -336,11 +337,9 @@ class Editor:
             raise ValueError(f"pose_frame={pose_frame!r}; expected 'photo' or 'model'")
         return person.framing.to_model(poses_lib.read_pose(pose, what="pose"))
 
-    def style_codes(
-        self, person: Framed, regions: Mapping[str, Any] | None = None
-    ) -> tuple[np.ndarray, dict[str, Framed]]:
+    def style_codes(self, person: Framed, regions: Mapping[str, Any] | None = None) -> np.ndarray:
         """The person's codes (K, D) with the rows of ``regions`` ({name: other person}) taken from the others'
-        codes; also the other people, framed."""
+        codes (one batch for everyone)."""
         regions = dict(regions or {})
         owner: dict[int, str] = {}
         for name in regions:
@@ -357,7 +356,7 @@ class Editor:
         for i, name in enumerate(others, start=1):
             rows = list(self.rows(name))
             edited[rows] = codes[i][rows]
-        return edited, others
+        return edited
 
     def __call__(
         self,
@@ -385,7 +384,7 @@ class Editor:
             mix_rows = sorted({r for name in mix.regions for r in self.rows(name, "mix")})
         me = self.frame(_person(person, "person", person_pose, person_parsing), need_pose=pose is None)
         target = self.target_keypoints(pose, me, pose_frame)
-        codes, _ = self.style_codes(me, regions)
+        codes = self.style_codes(me, regions)
         if mix is None:
             batch = codes[None]
         else:

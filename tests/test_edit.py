@@ -98,9 +98,9 @@ def test_own_region_swap_changes_nothing(editor, people):
 
 def test_swap_moves_only_that_regions_code(editor, people):
     a, b = editor.frame(people["a"]), editor.frame(people["b"])
-    own, _ = editor.style_codes(a)
-    theirs, _ = editor.style_codes(b)
-    swapped, _ = editor.style_codes(a, {"upper_clothes": people["b"], "head": people["b"]})
+    own = editor.style_codes(a)
+    theirs = editor.style_codes(b)
+    swapped = editor.style_codes(a, {"upper_clothes": people["b"], "head": people["b"]})
     moved = [editor.region_names.index(r) for r in ("upper_clothes", "hair", "face")]
     kept = [k for k in range(len(editor.region_names)) if k not in moved]
     np.testing.assert_array_equal(swapped[moved], theirs[moved])

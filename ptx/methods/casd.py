@@ -28,6 +28,10 @@ Batch statistics: training uses the model config's ``spade_stats`` (the original
 mimics its per-GPU statistics). ``predict`` uses ``predict_spade_stats`` (default ``sample``): every output is
 independent of the rest of the batch and equals the original's ``test.py`` (which runs batch 1); set it to
 ``batch`` to reproduce the original's batched calls.
+
+Editing (``EDIT_REGIONS``, for ``ptx.edit``): ``encode_styles`` gives the (B, 8, dim) region codes of a source,
+``decode_with_styles`` renders any codes in a target pose, and ``predict`` is the two composed; ``region_names``
+(``ptx.data.parsing.CASD_REGIONS``) and ``region_groups`` (``head`` = hair + face, ``clothes``) name the rows.
 """
 
 from __future__ import annotations
