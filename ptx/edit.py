@@ -538,24 +538,30 @@ def main(argv: list[str] | None = None) -> int:
         regions[name.strip()] = photo
     mix = None
     if args.mix:
-        ts = [float(t) for t in args.t.split(",")] if args.t else args.steps
+        try:
+            ts = [float(t) for t in args.t.split(",")] if args.t else args.steps
+        except ValueError:
+            ap.error(f"--t {args.t!r}: expected comma-separated numbers, e.g. 0,0.5,1")
         names = [n.strip() for n in args.mix_regions.split(",")] if args.mix_regions else None
         mix = (args.mix, ts, names) if names else (args.mix, ts)
-    editor = load(args.model, args.checkpoint, variant=args.variant)
     pose = None
     if args.pose:
         pose = np.load(args.pose) if args.pose.endswith(".npy") else args.pose
-    images, parsing = editor(
-        args.person,
-        pose=pose,
-        regions=regions,
-        mix=mix,
-        person_pose=args.person_pose,
-        person_parsing=args.person_parsing,
-        return_parsing=True,
-        output=args.output_frame,
-        pose_frame=args.pose_frame,
-    )
+    try:  # a bad name, file or pose is a one-line usage error, not a traceback
+        editor = load(args.model, args.checkpoint, variant=args.variant)
+        images, parsing = editor(
+            args.person,
+            pose=pose,
+            regions=regions,
+            mix=mix,
+            person_pose=args.person_pose,
+            person_parsing=args.person_parsing,
+            return_parsing=True,
+            output=args.output_frame,
+            pose_frame=args.pose_frame,
+        )
+    except (ValueError, FileNotFoundError) as e:
+        ap.error(str(e))
     written = [pathlib.Path(args.out)]
     Image.fromarray(_strip(images)).save(_made_parent(written[0]))
     if args.parsing_out:

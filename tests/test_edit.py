@@ -170,6 +170,10 @@ def test_cli_writes_pngs(editor, people, tmp_path, monkeypatch, capsys):
     assert edit.main(["--checkpoint", "x", "--person", str(tmp_path / "a.jpg"), "--mix", str(tmp_path / "b.jpg"),
                       "--steps", "4", "--out", str(tmp_path / "strip.png")]) == 0  # fmt: skip
     assert Image.open(tmp_path / "strip.png").size == (4 * w, h)
+    with pytest.raises(SystemExit) as e:
+        edit.main(["--checkpoint", "x", "--person", str(tmp_path / "a.jpg"), "--region",
+                   f"shirt={tmp_path / 'b.jpg'}", "--out", str(tmp_path / "bad.png")])  # fmt: skip
+    assert e.value.code == 2 and "unknown region 'shirt'; valid: background" in capsys.readouterr().err
 
 
 def test_load_random_keeps_the_style_encoders_vgg():
