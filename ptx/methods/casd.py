@@ -330,8 +330,9 @@ def build(config) -> CASD:
     ``vgg_path``, ``vgg_fallback_random``, ``predict_spade_stats``, ``lpips_trunk_path``, ``lpips_lin_path``."""
     model = model_fields(models.Config, config.model, "casd")
     for stage in config.get("stages", ()):
-        if stage.name != STAGE:
-            raise ValueError(f"CASD config.stages: one stage named {STAGE!r} expected, got {stage.name!r}")
+        name = stage["name"]  # a ConfigDict, or a plain dict when read back from a run's config.json
+        if name != STAGE:
+            raise ValueError(f"CASD config.stages: one stage named {STAGE!r} expected, got {name!r}")
     options = Options(
         weights={k: float(v) for k, v in dict(config.get("loss", {})).items()},
         predict_spade_stats=str(config.get("predict_spade_stats", "sample")),
