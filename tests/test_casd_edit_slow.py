@@ -8,7 +8,9 @@ The demo trains as a user runs it, ``python -m ptx.main --config configs/casd_fa
 on one CPU device (``XLA_FLAGS`` cleared, as the other demo tests), its data under ``$PTX_DATA_DIR`` when set
 (else built in a temporary folder). Then, with ``ptx.edit.load(..., workdir)``, for ordered pairs (A, B) of
 held-out people (the puppets test split's identities, never seen in training; pose 0, photos at the renderer's
-256x176, framed to the model's 64x64) whose upper garments differ clearly in colour:
+256x176) whose upper garments differ clearly in colour. The photos are given without keypoints, so each is framed
+whole, as the training images are (the keypoints framing of ``ptx.edit`` zooms into the renderer's half-body
+close-ups, which the demo never saw); A's keypoints are passed as the target pose instead:
 
 * plain = A in A's own pose; swapped = A with B's ``upper_clothes`` code (``regions={"upper_clothes": B}``);
 * U / L = the predicted upper- / lower-clothes regions (argmax of the energy maps) of both outputs;
@@ -50,6 +52,7 @@ def train_demo(workdir: pathlib.Path, data_dir: pathlib.Path, steps: int) -> flo
 
 
 def _held_out_person(index: int):
+    """A Person without keypoints (framed whole) and its keypoints in the photo."""
     from data_builders.puppets.puppets import identity_seed, pose_seed
     from ptx import edit
     from ptx.data import puppets
@@ -58,7 +61,7 @@ def _held_out_person(index: int):
     r = puppets.render(
         identity, puppets.sample_pose(pose_seed("test", index, 0), "fashion", identity=identity)
     )
-    return edit.Person(r["image"], r["keypoints"], r["parsing"])
+    return edit.Person(r["image"], None, r["parsing"]), r["keypoints"]
 
 
 def measure(workdir: str | os.PathLike, people: int = 12) -> list[dict[str, float]]:
@@ -68,7 +71,7 @@ def measure(workdir: str | os.PathLike, people: int = 12) -> list[dict[str, floa
     editor = edit.load("casd_fashion", workdir)
     upper = editor.region_names.index("upper_clothes")
     lower = editor.region_names.index("lower_clothes")
-    persons = [_held_out_person(i) for i in range(people)]
+    persons, poses = zip(*[_held_out_person(i) for i in range(people)], strict=True)
     framed = [editor.frame(p) for p in persons]
     garment = []
     for f in framed:
@@ -76,13 +79,15 @@ def measure(workdir: str | os.PathLike, people: int = 12) -> list[dict[str, floa
         garment.append(f.image[mask].astype(np.float64).mean(0) if mask.sum() >= MIN_PIXELS else None)
     rows = []
     for a in range(people):
-        plain, plain_regions = editor(persons[a], return_parsing=True)
+        plain, plain_regions = editor(persons[a], pose=poses[a], return_parsing=True)
         for b in range(people):
             if a == b or garment[a] is None or garment[b] is None:
                 continue
             if np.linalg.norm(garment[a] - garment[b]) < MIN_COLOUR_GAP:
                 continue
-            swapped, regions = editor(persons[a], regions={"upper_clothes": persons[b]}, return_parsing=True)
+            swapped, regions = editor(
+                persons[a], pose=poses[a], regions={"upper_clothes": persons[b]}, return_parsing=True
+            )
             u = (regions == upper) & (plain_regions == upper)
             low = (regions == lower) & (plain_regions == lower)
             if u.sum() < MIN_PIXELS or low.sum() < MIN_PIXELS:
