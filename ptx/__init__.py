@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["sample", "load", "list_models", "estimate_pose", "estimate_poses", "__version__"]
+__all__ = ["sample", "load", "list_models", "edit", "estimate_pose", "estimate_poses", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
@@ -16,6 +16,10 @@ def __getattr__(name: str) -> Any:
         from ptx import api
 
         return getattr(api, name)
+    if name == "edit":  # the module, callable as the function (importing it binds ptx.edit to it anyway)
+        import importlib
+
+        return importlib.import_module("ptx.edit")
     if name in ("estimate_pose", "estimate_poses"):
         from ptx.pose import estimator
 

@@ -28,6 +28,10 @@ Batch statistics: training uses the model config's ``spade_stats`` (the original
 mimics its per-GPU statistics). ``predict`` uses ``predict_spade_stats`` (default ``sample``): every output is
 independent of the rest of the batch and equals the original's ``test.py`` (which runs batch 1); set it to
 ``batch`` to reproduce the original's batched calls.
+
+Editing (``EDIT_REGIONS``, for ``ptx.edit``): ``encode_styles`` gives the (B, 8, dim) region codes of a source,
+``decode_with_styles`` renders any codes in a target pose, and ``predict`` is the two composed; ``region_names``
+(``ptx.data.parsing.CASD_REGIONS``) and ``region_groups`` (``head`` = hair + face, ``clothes``) name the rows.
 """
 
 from __future__ import annotations
@@ -41,10 +45,18 @@ import jax.numpy as jnp
 import numpy as np
 
 from ptx.data.heatmaps import casd_limb_maps, point_maps
-from ptx.data.parsing import CASD_LIP_TABLE, lookup_table
+from ptx.data.parsing import CASD_LIP_TABLE, CASD_REGIONS, lookup_table
 from ptx.losses import gan, perceptual, segmentation
 from ptx.methods.common import NoPairHooks, model_fields, resolve_vgg, to_unit, vgg_subset
-from ptx.methods.protocol import SOURCE_PARSING, Frozen, LossOutput, Outputs, PlayerVariables, StateUpdates
+from ptx.methods.protocol import (
+    EDIT_REGIONS,
+    SOURCE_PARSING,
+    Frozen,
+    LossOutput,
+    Outputs,
+    PlayerVariables,
+    StateUpdates,
+)
 from ptx.models import casd as models
 from ptx.nn import vgg as vgg_lib
 
@@ -65,6 +77,11 @@ PERCEPTUAL_LAYER = "relu1_2"
 CONTENT_LAYERS = perceptual.GFLA_CONTENT_LAYERS  # relu1_1 .. relu5_1, weight 1 (the original's VGGLoss)
 STYLE_LAYERS = perceptual.GFLA_STYLE_LAYERS  # relu2_2, relu3_4, relu4_4, relu5_2
 _REGION_OF_LABEL = lookup_table(CASD_LIP_TABLE)  # uint8 (256,): LIP label -> region, 255 = none
+# Named sets of regions that editing moves together (``ptx.edit``): a head swap takes hair and face.
+REGION_GROUPS: dict[str, tuple[str, ...]] = {
+    "head": ("hair", "face"),
+    "clothes": ("upper_clothes", "lower_clothes"),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,8 +113,10 @@ class CASD(NoPairHooks):
 
     players = PLAYERS
     generator = "gen"
-    capabilities = frozenset()
+    capabilities = frozenset({EDIT_REGIONS})
     sample_fields = (SOURCE_PARSING,)
+    region_names = CASD_REGIONS  # row k of the style codes is region k of CASD_LIP_TABLE
+    region_groups = REGION_GROUPS
 
     def __init__(self, cfg: models.Config, options: Options):
         unknown = sorted(set(options.weights) - set(TERMS))
@@ -119,14 +138,14 @@ class CASD(NoPairHooks):
 
     # ------------------------------------------------------------------------------------------ inputs
 
-    def inputs(self, batch: Mapping[str, Any], *, target: bool = True) -> dict[str, jax.Array]:
+    def inputs(
+        self, batch: Mapping[str, Any], *, target: bool = True, parsing: bool = True
+    ) -> dict[str, jax.Array]:
         source = to_unit(batch["source_image"])
         size = source.shape[1:3]
-        x = {
-            "source": source,
-            "pose": pose_input(batch["target_keypoints"], size),
-            "source_regions": region_masks(batch["source_parsing"], self.cfg.regions),
-        }
+        x = {"source": source, "pose": pose_input(batch["target_keypoints"], size)}
+        if parsing:
+            x["source_regions"] = region_masks(batch["source_parsing"], self.cfg.regions)
         if target:
             x["target"] = to_unit(batch["target_image"])
             x["target_regions"] = region_masks(batch["target_parsing"], self.cfg.regions)
@@ -162,15 +181,17 @@ class CASD(NoPairHooks):
     # ------------------------------------------------------------------------------------------ init
 
     def init(self, rng: jax.Array, batch: Mapping[str, Any], stage: str = STAGE) -> PlayerVariables:
+        """Only shapes matter here: a batch without parsing maps (``ptx.api``'s shape batch) is fine."""
         _check_stage(stage)
-        x = self.inputs(batch)
+        x = self.inputs(batch, target=False, parsing="source_parsing" in batch)
+        x.setdefault("source_regions", jnp.zeros((*x["source"].shape[:3], self.cfg.regions)))
         g_rng, pp_rng, pb_rng = jax.random.split(rng, 3)
         gen = dict(self.gen.init({"params": g_rng}, x["pose"], x["source"], x["source_regions"]))
         if self.cfg.vgg_widths == models.Config().vgg_widths:  # torchvision's VGG19: load its weights
             gen["vgg"] = {"enc_style": {"vgg": jax.tree.map(jnp.asarray, self._vgg19())}}
         out = {"gen": gen}
         for player, key in (("disc_image", pp_rng), ("disc_pose", pb_rng)):
-            out[player] = dict(self.disc.init({"params": key}, self._critic_input(player, x["target"], x)))
+            out[player] = dict(self.disc.init({"params": key}, self._critic_input(player, x["source"], x)))
         return out
 
     def _critic_input(self, player: str, image: jax.Array, x: Mapping[str, jax.Array]) -> jax.Array:
@@ -266,15 +287,27 @@ class CASD(NoPairHooks):
         """{image, energy3, energy4, parsing}: ``parsing`` is the predicted target region map (argmax of the
         last block's energies upsampled to the frame; int32 (B, H, W), ids of ``CASD_LIP_TABLE``'s regions)."""
         del rng
-        x = self.inputs(batch, target=False)
-        out = self.sampler.apply(variables["gen"], x["pose"], x["source"], x["source_regions"])
-        parsing = models.predicted_parsing(out["energy4"], x["source"].shape[1:3])
-        return {
-            "image": out["image"],
-            "energy3": out["energy3"],
-            "energy4": out["energy4"],
-            "parsing": parsing,
-        }
+        return self.decode_with_styles(variables, self.encode_styles(variables, batch), batch)
+
+    # ------------------------------------------------------------------------------------------ editing
+    # EDIT_REGIONS (``ptx.edit``): predict split at the region codes, so callers can swap or mix rows.
+
+    def encode_styles(self, variables: PlayerVariables, batch: Mapping[str, Any]) -> jax.Array:
+        """Region style codes (B, K, dim) of ``source_image`` with its ``source_parsing``; row k is region
+        ``region_names[k]`` (a region absent from the parsing holds the image-wide mean, as the original)."""
+        source = to_unit(batch["source_image"])
+        regions = region_masks(batch["source_parsing"], self.cfg.regions)
+        return self.sampler.apply(variables["gen"], source, regions, method=models.Generator.encode_style)
+
+    def decode_with_styles(
+        self, variables: PlayerVariables, styles: jax.Array, batch: Mapping[str, Any]
+    ) -> dict[str, jax.Array]:
+        """``predict``'s outputs for region codes ``styles`` (B, K, dim) in the pose ``target_keypoints``
+        (pixels of the ``source_image`` frame, which sets the output size)."""
+        size = batch["source_image"].shape[1:3]
+        pose = pose_input(batch["target_keypoints"], size)
+        out = self.sampler.apply(variables["gen"], pose, styles, method=models.Generator.render)
+        return {**out, "parsing": models.predicted_parsing(out["energy4"], size)}
 
 
 def _contextual_term(frozen: Frozen | None, images: tuple[jax.Array, jax.Array] | None) -> jax.Array:
@@ -297,8 +330,9 @@ def build(config) -> CASD:
     ``vgg_path``, ``vgg_fallback_random``, ``predict_spade_stats``, ``lpips_trunk_path``, ``lpips_lin_path``."""
     model = model_fields(models.Config, config.model, "casd")
     for stage in config.get("stages", ()):
-        if stage.name != STAGE:
-            raise ValueError(f"CASD config.stages: one stage named {STAGE!r} expected, got {stage.name!r}")
+        name = stage["name"]  # a ConfigDict, or a plain dict when read back from a run's config.json
+        if name != STAGE:
+            raise ValueError(f"CASD config.stages: one stage named {STAGE!r} expected, got {name!r}")
     options = Options(
         weights={k: float(v) for k, v in dict(config.get("loss", {})).items()},
         predict_spade_stats=str(config.get("predict_spade_stats", "sample")),

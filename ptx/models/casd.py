@@ -399,6 +399,10 @@ class Generator(nn.Module):
         image, (e3, e4) = self.dec(content, style_codes)
         return {"image": image, "energy3": e3, "energy4": e4}
 
+    def render(self, pose: jax.Array, style_codes: jax.Array) -> dict[str, jax.Array]:
+        """Region codes (B, K, dim), e.g. edited ones, in the pose ``pose``: {image, energy3, energy4}."""
+        return self.decode(self.encode_pose(pose), style_codes)
+
     def __call__(self, pose: jax.Array, image: jax.Array, parsing: jax.Array) -> dict[str, jax.Array]:
         content = self.encode_pose(pose)
         codes = self.encode_style(image, parsing)
