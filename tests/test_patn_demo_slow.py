@@ -80,7 +80,8 @@ def train_demo(name: str, workdir: pathlib.Path) -> dict[str, float]:
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-5000:]
     # The trainer's rate per logging interval; the first one includes compilation.
-    rates = [float(r) for r in re.findall(r"progress/steps_per_sec=([0-9.]+)", log)][1:]
+    # The trainer's progress lines: "train  100/600 ( 16%)  3.1 steps/s  ETA ..."
+    rates = [float(r) for r in re.findall(r"\)\s+([0-9.]+) steps/s", log)][1:]
     cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime)
     return {
