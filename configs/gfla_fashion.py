@@ -58,6 +58,7 @@ def loss_block() -> common.ConfigDict:
             "regularization": 0.0025,
             "content": 0.5,
             "style": 500.0,
+            "warp_l1": 0.0,
             "gan_mode": "lsgan",
         }
     )

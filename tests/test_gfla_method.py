@@ -170,3 +170,16 @@ def test_tiny_flow_net_carried_into_full_stage(trained):
     after = jax.tree.leaves(full_state["params"]["gen"]["flow_net"])
     assert len(before) == len(after)
     assert max(float(np.max(np.abs(a - b))) for a, b in zip(after, before)) <= 1.01e-4
+
+
+def test_warp_l1_is_zero_for_an_exact_warp_and_pulls_the_flow_otherwise(method):
+    """The demo's warp_l1 term: zero flow on identical images costs nothing; a wrong target costs and has a
+    flow gradient (the signal the flow stage lacks with random VGG features)."""
+    batch = _batch()
+    same = {"source": batch["source_image"] / 127.5 - 1.0, "target": batch["source_image"] / 127.5 - 1.0}
+    flows = [np.zeros((2, 16, 16, 2), np.float32), np.zeros((2, 32, 32, 2), np.float32)]
+    assert float(method._warp_l1(same, flows)) < 1e-6
+    other = {**same, "target": batch["target_image"] / 127.5 - 1.0}
+    assert float(method._warp_l1(other, flows)) > 0.1
+    grads = jax.grad(lambda f: method._warp_l1(other, f))(flows)
+    assert all(float(np.abs(g).max()) > 0 for g in grads)

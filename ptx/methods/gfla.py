@@ -42,6 +42,7 @@ DEFAULT_WEIGHTS: dict[str, float] = {
     "regularization": 0.0025,
     "content": 0.5,
     "style": 500.0,
+    "warp_l1": 0.0,  # both stages; not in the original (see _warp_l1)
 }
 VGG_FILE = VGG19_FILE
 
@@ -181,6 +182,21 @@ class GFLA(NoPairHooks):
         source_feats = {n: jax.lax.stop_gradient(source_feats[n]) for n in names}
         return correctness.correctness_loss(target_feats, source_feats, flows, self.cfg.attn_layer)
 
+    def _warp_l1(self, x, flows) -> jax.Array:
+        """Sum over flows of L1 between the source warped by the flow and the target, both (antialiased) resized to
+        the flow's size. Not in the original; the CPU demo uses it because the correctness loss needs VGG
+        features that tell places apart, and seeded random VGG features (no download) hardly do."""
+        from ptx.ops import resample
+
+        total = jnp.zeros((), jnp.float32)
+        for flow in flows:
+            b, h, w, _ = flow.shape
+            small = [
+                jax.image.resize(x[k], (b, h, w, x[k].shape[-1]), "linear") for k in ("source", "target")
+            ]
+            total = total + jnp.mean(jnp.abs(resample(small[0], flow) - small[1]))
+        return total
+
     def _regularization(self, flows) -> jax.Array:
         return flow_regularization.multi_affine_regularization(flows, self.cfg.kernel_sizes)
 
@@ -227,6 +243,9 @@ class GFLA(NoPairHooks):
         total = (
             w["flow_correctness"] * terms["correctness"] + w["flow_regularization"] * terms["regularization"]
         )
+        if w["warp_l1"]:
+            terms["warp_l1"] = self._warp_l1(x, flows)
+            total = total + w["warp_l1"] * terms["warp_l1"]
         return total, (terms, {})
 
     def _disc_loss(self, variables: PlayerVariables, x, outputs: Outputs) -> LossOutput:
@@ -251,6 +270,8 @@ class GFLA(NoPairHooks):
             "content": perceptual.content_loss(fake_feats, real_feats, perceptual.GFLA_CONTENT_LAYERS),
             "style": perceptual.style_loss(fake_feats, real_feats, self._style_layers()),
         }
+        if w["warp_l1"]:
+            terms["warp_l1"] = self._warp_l1(x, flows)
         total = sum(w[k] * v for k, v in terms.items())
         return total, (terms, {"disc": disc_upd})
 
