@@ -24,7 +24,7 @@ def _inputs(size, n, seed=0):
 
 
 def _flops(sampler, batch) -> float:
-    compiled = sampler._predict.lower(sampler.variables, batch).compile()
+    compiled = sampler._predict.lower(sampler.variables, batch, None).compile()
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, list) else cost
     return float(cost.get("flops", 0.0)) if cost else 0.0

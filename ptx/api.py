@@ -25,6 +25,7 @@ from ptx.data.photos import read_image, read_label_map
 from ptx.methods.protocol import ENCODE_SOURCE, SOURCE_EDGE, SOURCE_PARSING
 
 ImageLike = Any  # str | os.PathLike | PIL.Image.Image | np.ndarray
+RngLike = Any  # int | jax.random key | None
 CHECKPOINT_ENV = "PTX_CHECKPOINTS"
 
 
@@ -181,6 +182,31 @@ def read_checkpoint(model: str, checkpoint: str | os.PathLike, variant: str = "p
 # ----------------------------------------------------------------------------------------------- sampler
 
 
+def as_key(rng: RngLike) -> Any:
+    """``rng`` as a JAX key: an int seeds ``jax.random.key``, a key (typed or raw uint32) passes through, None
+    stays None (the method's fixed default, so sampling without ``rng`` repeats itself as before)."""
+    if rng is None:
+        return None
+    import jax
+
+    if isinstance(rng, int | np.integer) and not isinstance(rng, bool):
+        return jax.random.key(int(rng))
+    if isinstance(rng, jax.Array | np.ndarray) and (
+        jax.dtypes.issubdtype(rng.dtype, jax.dtypes.prng_key) or rng.dtype == np.uint32
+    ):
+        return rng
+    raise TypeError(f"rng={rng!r}: expected an int seed or a jax.random key")
+
+
+def _chunk_key(key: Any, index: int) -> Any:
+    """The key of the ``index``-th chunk of a request: chunks draw different noise, calls with one key the same."""
+    if key is None:
+        return None
+    import jax
+
+    return jax.random.fold_in(key, index)
+
+
 @dataclasses.dataclass
 class Sampler:
     """A method, its variables and jitted prediction, reused across calls (no recompilation per call)."""
@@ -194,7 +220,8 @@ class Sampler:
     def __post_init__(self):
         import jax
 
-        self._predict = jax.jit(lambda v, b: self.method.predict(v, b)["image"])
+        # ``k`` None compiles the method's keyless default (SCA-GAN: key 0); a key compiles once more.
+        self._predict = jax.jit(lambda v, b, k: self.method.predict(v, b, k)["image"])
         # Methods that can encode a source once (GFLA) render pose sequences without re-encoding it.
         encodes = ENCODE_SOURCE in self.method.capabilities
         self._encode = jax.jit(self.method.encode_source) if encodes else None
@@ -213,23 +240,35 @@ class Sampler:
         source_keypoints: np.ndarray,
         target_keypoints: np.ndarray,
         source_parsing: np.ndarray | None = None,
+        *,
+        rng: RngLike = None,
     ) -> np.ndarray:
         """uint8 (N, h, w, 3) in the model frame -> uint8 (N, h, w, 3); runs in fixed-size chunks (one compile).
-        ``source_parsing`` (N, h, w) class ids, for methods that ask for it (``Method.sample_fields``)."""
-        return self._chunked(self._run, source_images, source_keypoints, target_keypoints, source_parsing)
+        ``source_parsing`` (N, h, w) class ids, for methods that ask for it (``Method.sample_fields``).
+        ``rng`` (int seed or jax key) feeds methods that draw noise at test time (SCA-GAN's z): the same rng
+        gives the same images; None keeps the method's fixed default."""
+        key = as_key(rng)
+        return self._chunked(
+            lambda b, i: self._run(b, key=_chunk_key(key, i)),
+            source_images,
+            source_keypoints,
+            target_keypoints,
+            source_parsing,
+        )
 
     def _chunked(
         self, run, source_images, source_keypoints, target_keypoints, source_parsing=None
     ) -> np.ndarray:
+        """``run(batch, chunk_index)`` over fixed-size chunks of the request."""
         n = len(source_images)
         outs = []
-        for start in range(0, n, self.batch_size):
+        for index, start in enumerate(range(0, n, self.batch_size)):
             chunk = slice(start, min(start + self.batch_size, n))
             parsing = None if source_parsing is None else source_parsing[chunk]
             batch = self._batch(
                 source_images[chunk], source_keypoints[chunk], target_keypoints[chunk], parsing
             )
-            outs.append(np.asarray(run(batch))[: chunk.stop - chunk.start])
+            outs.append(np.asarray(run(batch, index))[: chunk.stop - chunk.start])
         return np.concatenate(outs) if outs else np.zeros((0, *self.image_size, 3), np.uint8)
 
     def generate_poses(
@@ -238,17 +277,20 @@ class Sampler:
         source_keypoints: np.ndarray,
         target_keypoints: np.ndarray,
         source_parsing: np.ndarray | None = None,
+        *,
+        rng: RngLike = None,
     ) -> np.ndarray:
-        """One source (h, w, 3) in many poses (N, 18, 2): the source is encoded once when the method can."""
+        """One source (h, w, 3) in many poses (N, 18, 2): the source is encoded once when the method can
+        (those methods are deterministic and ignore ``rng``)."""
         n = len(target_keypoints)
         images = np.repeat(source_image[None], n, 0)
         kps = np.repeat(np.asarray(source_keypoints)[None], n, 0)
         parsing = None if source_parsing is None else np.repeat(source_parsing[None], n, 0)
         if self._encode is None:
-            return self.generate(images, kps, target_keypoints, parsing)
+            return self.generate(images, kps, target_keypoints, parsing, rng=rng)
         one = self._batch(images[:1], kps[:1], target_keypoints[:1], None if parsing is None else parsing[:1])
         feats = self._encode(self.variables, one)
-        return self._chunked(lambda b: self._run(b, feats), images, kps, target_keypoints, parsing)
+        return self._chunked(lambda b, _: self._run(b, feats), images, kps, target_keypoints, parsing)
 
     def _pair(self, image, src_kps, tgt_kps, parsing) -> dict[str, np.ndarray]:
         """One pair as the input pipeline makes it: the fields the method asks for, then its host transform."""
@@ -290,12 +332,12 @@ class Sampler:
         pairs += [pairs[-1]] * pad
         return {k: np.stack([p[k] for p in pairs]) for k in pairs[0]}
 
-    def _run(self, batch: dict[str, np.ndarray], feats: Any = None) -> np.ndarray:
+    def _run(self, batch: dict[str, np.ndarray], feats: Any = None, key: Any = None) -> np.ndarray:
         import jax.numpy as jnp
 
         fn = self._predict if feats is None else self._from_source
         before = fn._cache_size()
-        image = fn(self.variables, batch) if feats is None else fn(self.variables, feats, batch)
+        image = fn(self.variables, batch, key) if feats is None else fn(self.variables, feats, batch)
         self.compiles += fn._cache_size() - before
         return np.asarray(jnp.clip(jnp.round((image + 1.0) * 127.5), 0, 255).astype(jnp.uint8))
 
@@ -362,14 +404,16 @@ class Sampler:
         output: str = "model",
         pose_frame: str = "photo",
         src_parsing: Any = None,
+        rng: RngLike = None,
     ) -> np.ndarray:
         """The person of ``src`` in ``pose`` (keypoints, or a photo of someone in that pose); ``output="photo"``
-        pastes the result back into the photo."""
+        pastes the result back into the photo. ``rng``: int seed or jax key for stochastic methods (see
+        :meth:`generate`)."""
         image, src_kps, fr, photo = self.prepare_source(src, src_pose)
         parsing = self.frame_parsing(src_parsing, fr, photo)
         tgt = self.target_keypoints(pose, fr, pose_frame=pose_frame)
         out = self.generate(
-            image[None], src_kps[None], tgt[None], None if parsing is None else parsing[None]
+            image[None], src_kps[None], tgt[None], None if parsing is None else parsing[None], rng=rng
         )[0]
         return framing_lib.paste_back(out, fr, photo) if output == "photo" else out
 
@@ -383,13 +427,14 @@ class Sampler:
         fps: float = 10.0,
         pose_frame: str = "photo",
         src_parsing: Any = None,
+        rng: RngLike = None,
     ) -> list[np.ndarray]:
         """One frame per pose (source read, framed and encoded once, frames in batches); writes ``path``
-        (.gif, or .mp4 with imageio-ffmpeg) when given."""
+        (.gif, or .mp4 with imageio-ffmpeg) when given; ``rng`` as in :meth:`generate`."""
         image, src_kps, fr, photo = self.prepare_source(src, src_pose)
         parsing = self.frame_parsing(src_parsing, fr, photo)
         targets = np.stack([self.target_keypoints(p, fr, pose_frame=pose_frame) for p in poses])
-        frames = self.generate_poses(image, src_kps, targets, parsing)
+        frames = self.generate_poses(image, src_kps, targets, parsing, rng=rng)
         if path is not None:
             from ptx.data.video import write_animation
 
@@ -580,12 +625,15 @@ def sample(
     output: str = "model",
     variant: str = "paper",
     src_parsing: Any = None,
+    rng: RngLike = None,
 ) -> np.ndarray:
     """The person of ``src`` rendered in ``pose`` as a uint8 array (samplers are cached per model, checkpoint
     and config variant; see :func:`load`). ``src_pose="auto"`` estimates the source keypoints; ``pose`` may be
-    keypoints or a photo of someone in the target pose; ``src_parsing`` for methods that need it (CASD)."""
+    keypoints or a photo of someone in the target pose; ``src_parsing`` for methods that need it (CASD).
+    ``rng`` (int seed or ``jax.random`` key) fixes the noise of stochastic methods (SCA-GAN's z): the same rng
+    gives the same image, another rng another sample; None keeps the method's fixed default key."""
     sampler = _cached_sampler(model, None if checkpoint is None else str(checkpoint), variant)
-    return sampler(src, pose, src_pose=src_pose, output=output, src_parsing=src_parsing)
+    return sampler(src, pose, src_pose=src_pose, output=output, src_parsing=src_parsing, rng=rng)
 
 
 def _is_photo(pose: Any) -> bool:

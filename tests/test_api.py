@@ -161,6 +161,22 @@ def test_source_encoded_once_matches_the_plain_forward(sampler):
     assert np.abs(reused.astype(int) - plain).max() <= 1
 
 
+def test_rng_is_accepted_and_ignored_by_a_deterministic_method(sampler):
+    # GFLA draws no noise: any rng gives the image of no rng; a bad rng is one clear error.
+    import jax
+
+    image, src_kps, fr, _ = sampler.prepare_source(_photo(), _pose())
+    args = (image[None], src_kps[None], fr.to_model(_pose(10))[None])
+    plain = sampler.generate(*args)
+    np.testing.assert_array_equal(sampler.generate(*args, rng=7), plain)
+    np.testing.assert_array_equal(sampler.generate(*args, rng=jax.random.key(8)), plain)
+    np.testing.assert_array_equal(sampler.generate(*args, rng=jax.random.PRNGKey(9)), plain)
+    with pytest.raises(TypeError, match="rng="):
+        sampler.generate(*args, rng="seven")
+    with pytest.raises(TypeError, match="rng="):
+        sampler.generate(*args, rng=1.5)
+
+
 def test_random_paper_sampler_needs_no_vgg_file():
     # The paper config demands the VGG19 file for training; sampling (even untrained) must not.
     sampler = api.sampler_for(api.model_config("gfla_fashion", "paper"), None)
