@@ -140,12 +140,16 @@ def test_conv2d_by_taps_for_wide_inputs_matches_lax():
 # The XLA:CPU rewrites (ptx.backend.cpu_rewrites) against the plain lax forms, forced both ways on this CPU.
 
 # (name, kind, kernel (kh, kw, in, out), stride, padding, dilation or output_padding, input (h, w), XLA convs
-# in the CPU path's forward + backward program: 3 = no rewrite, 2 = per-tap weight gradient, 0 = per-tap matmuls).
+# in the CPU path's forward + backward program: 3 = no rewrite, 2 = per-tap weight gradient or phase-tap input
+# gradient, 1 = both, 0 = per-tap matmuls).
 REWRITE_CASES = [
     ("1x1", "conv", (1, 1, 8, 16), (1, 1), ((0, 0), (0, 0)), (1, 1), (5, 4), 0),
     ("1x1_wide", "conv", (1, 1, 128, 64), (1, 1), ((0, 0), (0, 0)), (1, 1), (4, 3), 0),
     ("3x3_wide", "conv", (3, 3, 128, 128), (1, 1), ((1, 1), (1, 1)), (1, 1), (5, 4), 0),
-    ("3x3_s2_wide", "conv", (3, 3, 128, 64), (2, 2), ((1, 0), (2, 1)), (1, 1), (7, 6), 2),
+    # Strided and wide: the input gradient is a transposed conv by phase taps (no lhs-dilated convolution).
+    ("3x3_s2_wide", "conv", (3, 3, 128, 64), (2, 2), ((1, 0), (2, 1)), (1, 1), (7, 6), 1),
+    ("4x4_s2_wide", "conv", (4, 4, 128, 64), (2, 2), ((1, 1), (1, 1)), (1, 1), (7, 6), 2),
+    ("4x4_s2_valid_wide", "conv", (4, 4, 64, 128), (2, 2), ((0, 0), (0, 0)), (1, 1), (9, 7), 2),
     ("2x2_crop", "conv", (2, 2, 128, 64), (1, 2), ((-1, 1), (0, -1)), (1, 1), (6, 5), 2),
     ("3x3_dilated", "conv", (3, 3, 8, 8), (1, 1), ((2, 2), (2, 2)), (2, 2), (6, 5), 3),
     ("3x3_narrow", "conv", (3, 3, 4, 8), (1, 1), ((1, 1), (1, 1)), (1, 1), (5, 4), 3),

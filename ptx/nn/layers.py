@@ -187,6 +187,7 @@ def conv2d(x: jax.Array, kernel: jax.Array, stride, padding, dilation) -> jax.Ar
     if cpu_rewrites() and (
         _forward_by_taps(kernel.shape, stride, dilation)
         or _weight_grad_by_taps(kernel.shape, stride, dilation)
+        or _input_grad_by_phases(kernel.shape, stride, padding, dilation)
     ):
         return _conv2d_cpu(x, kernel, stride, padding, dilation)
     return _plain_conv(x, kernel, stride, padding, dilation)
@@ -201,12 +202,44 @@ def _conv2d_cpu_fwd(x, kernel, stride, padding, dilation):
     return _conv(x, kernel, stride, padding, dilation), (x, kernel)
 
 
+def _input_grad_by_phases(
+    kernel_shape: tuple[int, ...], stride: tuple[int, int], padding, dilation: tuple[int, int]
+) -> bool:
+    """Whether :func:`conv2d`'s input gradient is computed as a transposed conv by phase taps
+    (:func:`_conv_transpose_by_phase_taps`) instead of XLA's lhs-dilated convolution.
+
+    Measured on XLA:CPU (2 cores): the input gradient of Def-GAN's 4x4 stride-2 512->512 conv on an 8x4 map
+    took 138 ms at batch 1 and 472 ms at batch 4 (6.9 ms forward; PyTorch's whole forward + backward 23 ms).
+    Strided, undilated, non-negative padding, and wide (the same channel rule as the transposed convs).
+    """
+    (pt, pb), (pl, pr) = _explicit_padding(padding)
+    strided = stride != (1, 1) and dilation == (1, 1) and min(pt, pb, pl, pr) >= 0
+    return strided and _transpose_by_phase_taps(kernel_shape)
+
+
+def _conv_input_grad_by_phases(g, kernel, size, stride, padding):
+    """d conv2d / d input for cotangent ``g``: the transposed conv of ``g`` with the same kernel (in and out
+    swapped), its output padding (negative: a crop) sized to the input's ``size``."""
+    (pt, _), (pl, _) = padding
+    kh, kw = kernel.shape[:2]
+    ho, wo = g.shape[1:3]
+    op_h = size[0] - ((ho - 1) * stride[0] - 2 * pt + kh)
+    op_w = size[1] - ((wo - 1) * stride[1] - 2 * pl + kw)
+    return _conv_transpose_by_phase_taps(g, kernel.transpose(0, 1, 3, 2), stride, (pt, pl), (op_h, op_w))
+
+
 def _conv2d_cpu_bwd(stride, padding, dilation, res, g):
     x, kernel = res
-    if not _weight_grad_by_taps(kernel.shape, stride, dilation):
+    if _input_grad_by_phases(kernel.shape, stride, padding, dilation):
+        dx = _conv_input_grad_by_phases(g, kernel, x.shape[1:3], stride, padding).astype(x.dtype)
+        if not _weight_grad_by_taps(kernel.shape, stride, dilation):
+            (dk,) = jax.linear_transpose(lambda k: _conv(x, k, stride, padding, dilation), kernel)(g)
+            return dx, dk
+    elif not _weight_grad_by_taps(kernel.shape, stride, dilation):
         _, vjp = jax.vjp(lambda a, k: _conv(a, k, stride, padding, dilation), x, kernel)
         return vjp(g)
-    (dx,) = jax.linear_transpose(lambda a: _conv(a, kernel, stride, padding, dilation), x)(g)
+    else:
+        (dx,) = jax.linear_transpose(lambda a: _conv(a, kernel, stride, padding, dilation), x)(g)
     kh, kw, cin, cout = kernel.shape
     b, ho, wo, _ = g.shape
     xp = _pad_hw(x, padding)
