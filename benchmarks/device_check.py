@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks.common import compiled_flops, synthetic_batch
+from benchmarks.common import compiled_flops, method_batch
 
 # Dense peak TFLOP/s per chip (vendor figures; f32 rows for CPU-class work are not listed): bf16 / f32.
 PEAKS: dict[str, tuple[float, float]] = {
@@ -132,7 +132,7 @@ def check_step(method_name: str, config_name: str, variant: str, steps: int, fas
         method = registry.get_method(method_name).build(config)
         mesh = sharding.make_mesh(config.mesh)
         spec = loop.stages_from_config(config)[-1]
-        host = synthetic_batch(config.data, spec.batch_size)
+        host = method_batch(method, config.data, spec.batch_size)
         setup = loop.setup_stage(config, method, mesh, lambda **_: [host], 0, 0, spec)
     state = setup.init()
     batch = sharding.put_batch(sharding.device_batch(host), setup.batch_sharding)

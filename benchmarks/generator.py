@@ -21,8 +21,7 @@ import jax.numpy as jnp
 from absl import app, flags
 from ml_collections import config_flags
 
-from benchmarks.common import compiled_flops, synthetic_batch
-from benchmarks.host_fields import with_host_fields
+from benchmarks.common import compiled_flops, method_batch
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "configs/<method>_<data>.py[:variant]", lock_config=True
@@ -55,7 +54,7 @@ def main(argv: list[str]) -> None:
             config.vgg_fallback_random = True
     method = registry.get_method(config.method).build(config)
     stage = config.stages[-1].name
-    host = with_host_fields(method, synthetic_batch(config.data, batch_size))
+    host = method_batch(method, config.data, batch_size)
     shapes = jax.eval_shape(lambda k: method.init(k, host, stage), jax.random.key(0))
     variables = jax.device_put(api._random_variables(shapes))
     batch = jax.device_put(host)

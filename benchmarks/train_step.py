@@ -23,8 +23,7 @@ import jax
 from absl import app, flags
 from ml_collections import config_flags
 
-from benchmarks.common import compiled_flops, synthetic_batch
-from benchmarks.host_fields import with_host_fields
+from benchmarks.common import compiled_flops, method_batch
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "configs/<method>_<data>.py[:variant]", lock_config=True
@@ -69,7 +68,7 @@ def main(argv: list[str]) -> None:
     mesh = sharding.make_mesh(config.mesh)
     stages = loop.stages_from_config(config)
     index = len(stages) - 1 if _STAGE.value is None else [s.stage.name for s in stages].index(_STAGE.value)
-    host = with_host_fields(method, synthetic_batch(config.data, batch_size // jax.process_count()))
+    host = method_batch(method, config.data, batch_size // jax.process_count())
     spec = dataclasses.replace(stages[index], batch_size=batch_size)
     setup = loop.setup_stage(config, method, mesh, lambda **_: [host], index, 0, spec)
     state = setup.init()

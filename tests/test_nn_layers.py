@@ -140,18 +140,26 @@ def test_conv2d_by_taps_for_wide_inputs_matches_lax():
 # The XLA:CPU rewrites (ptx.backend.cpu_rewrites) against the plain lax forms, forced both ways on this CPU.
 
 # (name, kind, kernel (kh, kw, in, out), stride, padding, dilation or output_padding, input (h, w), XLA convs
-# in the CPU path's forward + backward program: 3 = no rewrite, 2 = per-tap weight gradient, 0 = per-tap matmuls).
+# in the CPU path's forward + backward program: 3 = no rewrite, 2 = per-tap weight gradient or phase-tap input
+# gradient, 1 = both, 0 = per-tap matmuls).
 REWRITE_CASES = [
     ("1x1", "conv", (1, 1, 8, 16), (1, 1), ((0, 0), (0, 0)), (1, 1), (5, 4), 0),
     ("1x1_wide", "conv", (1, 1, 128, 64), (1, 1), ((0, 0), (0, 0)), (1, 1), (4, 3), 0),
     ("3x3_wide", "conv", (3, 3, 128, 128), (1, 1), ((1, 1), (1, 1)), (1, 1), (5, 4), 0),
-    ("3x3_s2_wide", "conv", (3, 3, 128, 64), (2, 2), ((1, 0), (2, 1)), (1, 1), (7, 6), 2),
+    # Strided and wide: the input gradient is a transposed conv by phase taps (no lhs-dilated convolution).
+    ("3x3_s2_wide", "conv", (3, 3, 128, 64), (2, 2), ((1, 0), (2, 1)), (1, 1), (7, 6), 1),
+    ("4x4_s2_wide", "conv", (4, 4, 128, 64), (2, 2), ((1, 1), (1, 1)), (1, 1), (7, 6), 2),
+    ("4x4_s2_valid_wide", "conv", (4, 4, 64, 128), (2, 2), ((0, 0), (0, 0)), (1, 1), (9, 7), 2),
     ("2x2_crop", "conv", (2, 2, 128, 64), (1, 2), ((-1, 1), (0, -1)), (1, 1), (6, 5), 2),
     ("3x3_dilated", "conv", (3, 3, 8, 8), (1, 1), ((2, 2), (2, 2)), (2, 2), (6, 5), 3),
     ("3x3_narrow", "conv", (3, 3, 4, 8), (1, 1), ((1, 1), (1, 1)), (1, 1), (5, 4), 3),
     # Transposed: phases as one 2x2 stride-1 conv on 4*out channels (narrow: 3 convs; wide: per-tap matmuls).
     ("transposed_3x3_s2", "transpose", (3, 3, 4, 8), (2, 2), (1, 1), (1, 1), (4, 3), 3),
     ("transposed_4x4_s2_wide", "transpose", (4, 4, 128, 32), (2, 2), (1, 1), (0, 0), (3, 4), 0),
+    # Wider still: phase by phase, one matmul per kernel tap (no combined phase kernel).
+    ("transposed_4x4_s2_phase_taps", "transpose", (4, 4, 128, 64), (2, 2), (1, 1), (0, 0), (3, 4), 0),
+    ("transposed_3x3_s2_phase_taps", "transpose", (3, 3, 128, 64), (2, 2), (1, 1), (1, 1), (4, 3), 0),
+    ("transposed_5x5_s3_phase_taps", "transpose", (5, 5, 128, 64), (3, 3), (2, 2), (1, 1), (4, 3), 0),
 ]
 
 
@@ -205,3 +213,26 @@ def test_cpu_rewrites_equal_plain_lax_in_value_and_gradients(case):
         assert got.shape == want.shape
         err = float(jnp.max(jnp.abs(got - want)) / jnp.max(jnp.abs(want)))
         assert err < 1e-5, f"{name}: max error {err:.2e} of max |plain|"
+
+
+@pytest.mark.parametrize("kshape,taps,convs", [((4, 4, 128, 64), 16, 0), ((4, 4, 64, 64), 0, 1)])
+def test_wide_transposed_conv_runs_one_matmul_per_tap_on_cpu(kshape, taps, convs):
+    """XLA:CPU path: a wide 4x4 stride-2 transposed conv is 16 tap matmuls over its own 2x2 taps per phase;
+    a narrower one keeps one convolution over the combined 3x3 phase kernel (4x the output channels)."""
+    from ptx import backend
+
+    x = jnp.zeros((1, 3, 4, kshape[2]), jnp.float32)
+    kern = jnp.zeros(kshape, jnp.float32)
+    with backend.force_cpu_rewrites(True):
+        jaxpr = jax.make_jaxpr(lambda a, k: layers.conv_transpose2d(a, k, (2, 2), (1, 1), (0, 0)))(x, kern)
+    names = []
+
+    def walk(j):
+        for eqn in j.eqns:
+            names.append(eqn.primitive.name)
+            for sub in jax.core.jaxprs_in_params(eqn.params):
+                walk(sub)
+
+    walk(jaxpr.jaxpr)
+    assert (names.count("dot_general"), names.count("conv_general_dilated")) == (taps, convs)
+    assert jaxpr.out_avals[0].shape == (1, 6, 8, kshape[3])
