@@ -17,11 +17,11 @@ import os
 import time
 
 import jax
-import jax.numpy as jnp
 from absl import app, flags
 from ml_collections import config_flags
 
-from benchmarks.common import compiled_flops, method_batch
+from benchmarks import timing
+from benchmarks.common import compiled_flops
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "configs/<method>_<data>.py[:variant]", lock_config=True
@@ -32,47 +32,19 @@ _PLAYER = flags.DEFINE_string("player", "gen", "the generator's player name")
 flags.mark_flags_as_required(["config"])
 
 
-def _timed(fn, steps: int) -> tuple[float, float]:
-    """(wall, process CPU) seconds per call. CPU time stays meaningful when other jobs share the cores."""
-    jax.block_until_ready(fn())  # warm-up
-    start, cpu = time.perf_counter(), time.process_time()
-    for _ in range(steps):
-        out = fn()
-    jax.block_until_ready(out)
-    return (time.perf_counter() - start) / steps, (time.process_time() - cpu) / steps
-
-
 def main(argv: list[str]) -> None:
     del argv
-    from ptx import api, registry
-
     config = _CONFIG.value
-    batch_size, player = _BATCH.value, _PLAYER.value
-    with config.unlocked():
-        config.data.batch_size = batch_size
-        if "vgg_fallback_random" in config:
-            config.vgg_fallback_random = True
-    method = registry.get_method(config.method).build(config)
-    stage = config.stages[-1].name
-    host = method_batch(method, config.data, batch_size)
-    shapes = jax.eval_shape(lambda k: method.init(k, host, stage), jax.random.key(0))
-    variables = jax.device_put(api._random_variables(shapes))
-    batch = jax.device_put(host)
-
-    def image(params, variables, batch):
-        gen = {**variables[player], "params": params}
-        return method.predict({**variables, player: gen}, batch)["image"]
-
-    forward = jax.jit(image)
-    grad = jax.jit(jax.grad(lambda p, v, b: jnp.mean(jnp.abs(image(p, v, b)))))
-    params = variables[player]["params"]
+    batch_size = _BATCH.value
+    forward, grad, args = timing.generator_fns(config, batch_size, _PLAYER.value)
+    params = args[0]
 
     rows = []
     for name, fn in (("forward", forward), ("forward+backward", grad)):
         start = time.perf_counter()
-        compiled = fn.lower(params, variables, batch).compile()
+        compiled = fn.lower(*args).compile()
         compile_s = time.perf_counter() - start
-        step_s, cpu_s = _timed(lambda c=compiled: c(params, variables, batch), _STEPS.value)
+        step_s, cpu_s = timing.timed_mean(lambda c=compiled: c(*args), _STEPS.value)
         rows.append((name, compile_s, step_s, cpu_s, compiled_flops(compiled)))
 
     h, w = config.data.image_size
@@ -96,7 +68,7 @@ def main(argv: list[str]) -> None:
     if ref is None or not hasattr(ref, "generator_step"):
         print("  PyTorch           (torch not installed or no torch reference for this method)")
         return
-    torch_s, torch_cpu = _timed(ref.generator_step(config, batch_size), _STEPS.value)
+    torch_s, torch_cpu = timing.timed_mean(ref.generator_step(config, batch_size), _STEPS.value)
     print(
         f"  PyTorch f+b       {torch_s * 1e3:9.1f} ms  CPU {torch_cpu:6.2f} s  ({batch_size / torch_s:.3g} "
         f"images/s)  [{ref.DESCRIPTION}, {torch_reference.wait_policy()}]"

@@ -14,16 +14,14 @@ beside ours.
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import os
-import time
 
 import jax
 from absl import app, flags
 from ml_collections import config_flags
 
-from benchmarks.common import compiled_flops, method_batch
+from benchmarks import timing
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "configs/<method>_<data>.py[:variant]", lock_config=True
@@ -43,53 +41,22 @@ def _torch_time(config, batch_size: int, steps: int, stage: str) -> tuple[float,
         return None
     import torch
 
-    step = ref.torch_reference(config, batch_size, stage=stage)
-    step()
-    start, cpu = time.perf_counter(), time.process_time()
-    for _ in range(steps):
-        step()
+    step_s, cpu_s = timing.timed_mean(ref.torch_reference(config, batch_size, stage=stage), steps)
     threads = f"{torch.get_num_threads()} threads, OMP_WAIT_POLICY {torch_reference.wait_policy()}"
-    return (time.perf_counter() - start) / steps, (time.process_time() - cpu) / steps, threads
+    return step_s, cpu_s, threads
 
 
 def main(argv: list[str]) -> None:
     del argv
-    from ptx import registry
-    from ptx.train import loop, sharding
-
     config = _CONFIG.value
     batch_size = _BATCH.value or int(config.data.batch_size)
-    with config.unlocked():
-        config.data.batch_size = batch_size
-        if "vgg_fallback_random" in config:  # timings do not depend on the VGG weights' values
-            config.vgg_fallback_random = True
-    module = registry.get_method(config.method)
-    method = module.build(config)
-    mesh = sharding.make_mesh(config.mesh)
-    stages = loop.stages_from_config(config)
-    index = len(stages) - 1 if _STAGE.value is None else [s.stage.name for s in stages].index(_STAGE.value)
-    host = method_batch(method, config.data, batch_size // jax.process_count())
-    spec = dataclasses.replace(stages[index], batch_size=batch_size)
-    setup = loop.setup_stage(config, method, mesh, lambda **_: [host], index, 0, spec)
-    state = setup.init()
-    batch = sharding.put_batch(sharding.device_batch(host), setup.batch_sharding)
-
-    start = time.perf_counter()
-    compiled = setup.train_step.lower(state, setup.frozen, batch).compile()
-    compile_s = time.perf_counter() - start
-    flops = compiled_flops(compiled)
-    state, metrics = compiled(state, setup.frozen, batch)  # warm-up
-    jax.block_until_ready((state, metrics))
-    start, cpu = time.perf_counter(), time.process_time()
-    for _ in range(_STEPS.value):
-        state, metrics = compiled(state, setup.frozen, batch)
-    jax.block_until_ready((state, metrics))
-    step_s = (time.perf_counter() - start) / _STEPS.value
-    cpu_s = (time.process_time() - cpu) / _STEPS.value
+    work, ts = timing.train_step_work(config, batch_size, _STAGE.value)
+    compile_s, flops, mesh = work.compile_s, work.flops, ts.mesh
+    step_s, cpu_s = timing.timed_mean(work.call, _STEPS.value)
 
     h, w = config.data.image_size
     print(
-        f"{config.method} stage {stages[index].stage.name!r}: batch {batch_size} at {h}x{w}, "
+        f"{config.method} stage {ts.stage!r}: batch {batch_size} at {h}x{w}, "
         f"{mesh.size} {jax.devices()[0].platform} device(s), dtype {config.model.get('dtype', 'float32')}"
     )
     print(f"  load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (wall times grow with load)")
@@ -102,7 +69,7 @@ def main(argv: list[str]) -> None:
     print(
         f"  FLOPs/step   {flops:10.3e} per device   achieved {total / step_s / 1e9:.3g} GFLOP/s (all devices)"
     )
-    torch_result = _torch_time(config, batch_size, _STEPS.value, stages[index].stage.name)
+    torch_result = _torch_time(config, batch_size, _STEPS.value, ts.stage)
     if torch_result is not None:
         torch_s, torch_cpu, threads = torch_result
         print(
