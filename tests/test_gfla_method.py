@@ -105,10 +105,26 @@ def test_paper_variant_names_missing_vgg_file(tmp_path):
 def test_demo_falls_back_to_random_vgg_with_warning(tmp_path):
     config = gfla_fashion.get_config("demo")
     config.vgg_path = str(tmp_path / "vgg19-dcbb9e9d.pth")
+    config.loss.style = 500.0  # the demo itself reads no VGG; any VGG term brings it back
     with pytest.warns(UserWarning, match="random VGG19"):
         params = gfla.build(config).frozen("full")["vgg19"]
     assert params["conv5_2"]["kernel"].shape == (3, 3, 512, 512)  # the deepest layer a GFLA loss reads
     assert "conv5_3" not in params and "conv5_4" not in params  # no weight the losses never read
+
+
+def test_demo_needs_no_vgg_and_reports_only_weighted_terms(method):
+    """The demo's VGG terms are at weight 0: no VGG is loaded (no warning) and its losses never run one."""
+    config = _tiny(**{f"loss.{k}": v for k, v in gfla_fashion._DEMO_LOSS.items()})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        demo = gfla.build(config)
+        assert demo.frozen("full") == {} and demo.frozen("flow") == {}
+    batch = _batch()
+    variables = jax.jit(lambda k: demo.init(k, batch, "flow"))(jax.random.key(0))
+    outputs, _ = demo.forward("flow", variables, {}, batch, jax.random.key(1))
+    _, (terms, _) = demo.loss("flow", "gen", variables, {}, batch, outputs, jax.random.key(2))
+    assert set(terms) == {"regularization", "warp_l1"}
+    assert all(np.isfinite(float(v)) for v in terms.values())
 
 
 def test_unknown_loss_weight_is_named():

@@ -45,6 +45,8 @@ DEFAULT_WEIGHTS: dict[str, float] = {
     "warp_l1": 0.0,  # both stages; not in the original (see _warp_l1)
 }
 VGG_FILE = VGG19_FILE
+# Terms read from VGG19 features: with all of them at weight 0 (the CPU demo) no VGG is loaded or run.
+VGG_TERMS = ("flow_correctness", "correctness", "content", "style")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,8 +129,11 @@ class GFLA(NoPairHooks):
         }
 
     def frozen(self, stage: str) -> Frozen:
-        """The VGG19 convolutions up to the deepest layer a loss reads, as numpy, loaded once."""
+        """The VGG19 convolutions up to the deepest layer a loss reads, as numpy, loaded once; nothing when no
+        term with a nonzero weight reads VGG features."""
         self._stage_players(stage)
+        if not self._uses_vgg():
+            return {}
         if self._vgg_params is None:
             params = resolve_vgg(
                 self.options.vgg_path,
@@ -137,6 +142,9 @@ class GFLA(NoPairHooks):
             )
             self._vgg_params = vgg_subset(params, {*self.vgg_full.layers, *self.vgg_corr.layers})
         return {"vgg19": self._vgg_params}
+
+    def _uses_vgg(self) -> bool:
+        return any(self.weights[k] for k in VGG_TERMS)
 
     def _stage_players(self, stage: str) -> tuple[str, ...]:
         if stage not in STAGES:
@@ -224,7 +232,7 @@ class GFLA(NoPairHooks):
     ) -> LossOutput:
         del rng  # GFLA's losses are deterministic
         x = self.inputs(batch)
-        vgg = frozen["vgg19"]
+        vgg = frozen.get("vgg19")
         if stage == "flow" and player == "gen":
             return self._flow_loss(vgg, x, outputs)
         if stage == "full" and player == "disc":
@@ -234,19 +242,18 @@ class GFLA(NoPairHooks):
         raise ValueError(f"GFLA has no loss for player {player!r} in stage {stage!r}")
 
     def _flow_loss(self, vgg, x, outputs: Outputs) -> LossOutput:
+        """Weighted terms; a term at weight 0 is neither computed nor reported."""
         w = self.weights
         flows = outputs["flows"]
-        terms = {
-            "correctness": self._correctness(vgg, x, flows),
-            "regularization": self._regularization(flows),
-        }
-        total = (
-            w["flow_correctness"] * terms["correctness"] + w["flow_regularization"] * terms["regularization"]
-        )
+        terms = {"regularization": self._regularization(flows)}
+        weights = {"regularization": w["flow_regularization"]}
+        if w["flow_correctness"]:
+            terms["correctness"] = self._correctness(vgg, x, flows)
+            weights["correctness"] = w["flow_correctness"]
         if w["warp_l1"]:
             terms["warp_l1"] = self._warp_l1(x, flows)
-            total = total + w["warp_l1"] * terms["warp_l1"]
-        return total, (terms, {})
+            weights["warp_l1"] = w["warp_l1"]
+        return sum(weights[k] * v for k, v in terms.items()), (terms, {})
 
     def _disc_loss(self, variables: PlayerVariables, x, outputs: Outputs) -> LossOutput:
         fake = jax.lax.stop_gradient(outputs["image"])
@@ -257,19 +264,27 @@ class GFLA(NoPairHooks):
         return total, (metrics, {"disc": upd})
 
     def _gen_loss(self, variables: PlayerVariables, vgg, x, outputs: Outputs) -> LossOutput:
+        """Weighted terms; VGG terms at weight 0 (and warp_l1 at 0) are neither computed nor reported."""
         w = self.weights
         fake, flows = outputs["image"], outputs["flows"]
         logits, disc_upd = self._disc(variables["disc"], fake)
-        real_feats = jax.tree.map(jax.lax.stop_gradient, self.vgg_full.apply({"params": vgg}, x["target"]))
-        fake_feats = self.vgg_full.apply({"params": vgg}, fake)
         terms = {
             "l1": jnp.mean(jnp.abs(fake - x["target"])),
-            "correctness": self._correctness(vgg, x, flows, target_feats=real_feats),
             "adversarial": gan.generator_loss(logits, self.options.gan_mode),
             "regularization": self._regularization(flows),
-            "content": perceptual.content_loss(fake_feats, real_feats, perceptual.GFLA_CONTENT_LAYERS),
-            "style": perceptual.style_loss(fake_feats, real_feats, self._style_layers()),
         }
+        if w["content"] or w["style"] or w["correctness"]:
+            real_feats = jax.tree.map(
+                jax.lax.stop_gradient, self.vgg_full.apply({"params": vgg}, x["target"])
+            )
+            if w["correctness"]:
+                terms["correctness"] = self._correctness(vgg, x, flows, target_feats=real_feats)
+            if w["content"] or w["style"]:
+                fake_feats = self.vgg_full.apply({"params": vgg}, fake)
+                terms["content"] = perceptual.content_loss(
+                    fake_feats, real_feats, perceptual.GFLA_CONTENT_LAYERS
+                )
+                terms["style"] = perceptual.style_loss(fake_feats, real_feats, self._style_layers())
         if w["warp_l1"]:
             terms["warp_l1"] = self._warp_l1(x, flows)
         total = sum(w[k] * v for k, v in terms.items())
