@@ -34,6 +34,11 @@ def for_timing(config, batch_size: int) -> None:
         config.data.batch_size = batch_size
         if "vgg_fallback_random" in config:
             config.vgg_fallback_random = True
+        group = int(config.get("model", {}).get("spade_group", 0) or 0)
+        if (
+            group and batch_size % group
+        ):  # CASD: a batch smaller than the original's per-GPU shard is one shard
+            config.model.spade_group = 0
 
 
 def _compile(fn, *args) -> tuple[Any, float]:

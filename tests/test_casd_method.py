@@ -183,6 +183,16 @@ def test_vgg_conv_path_fallback_and_error(tmp_path, monkeypatch):
     assert "conv4_3" not in got and random["conv1_1"]["kernel"].shape == (3, 3, 3, 64)
 
 
+def test_lpips_files_or_random_fallback(tmp_path):
+    missing = str(tmp_path / "vgg16-397923af.pth")
+    with pytest.raises(FileNotFoundError, match="LPIPS-vgg trunk"):
+        _cx_only(vgg_fallback_random=False, lpips_trunk_path=missing)._lpips()
+    with pytest.warns(UserWarning, match="seeded random VGG16"):
+        params = _cx_only(lpips_trunk_path=missing)._lpips()
+    assert params["net"]["conv5_3"]["kernel"].shape == (3, 3, 512, 512)
+    assert [params[f"lin{i}"].shape[0] for i in range(5)] == [64, 128, 256, 512, 512]
+
+
 def test_registered():
     from ptx import registry
 

@@ -184,6 +184,25 @@ class CASD(NoPairHooks):
         )
         return vgg_lib.random_params("vgg19", seed=1)
 
+    def _lpips(self) -> dict[str, Any]:
+        """LPIPS-vgg from its two files; when they are missing and ``vgg_fallback_random`` allows, a seeded random
+        VGG16 trunk with unit lin weights and a warning (benchmarks and demos time the same work)."""
+        from ptx.evaluate import lpips
+
+        opt = self.options
+        try:
+            return lpips.load_lpips("vgg", opt.lpips_trunk_path, opt.lpips_lin_path or None)
+        except FileNotFoundError as e:
+            if not opt.vgg_fallback_random:
+                raise
+            warnings.warn(
+                f"{e}: CASD's LPIPS term uses a seeded random VGG16 (not for paper numbers)", stacklevel=3
+            )
+        widths = (64, 128, 256, 512, 512)
+        return {"net": vgg_lib.random_params("vgg16", seed=2)} | {
+            f"lin{i}": np.ones(w, np.float32) for i, w in enumerate(widths)
+        }
+
     def frozen(self, stage: str = STAGE) -> Frozen:
         """The loss VGG19 up to relu5_2, with a contextual weight vgg_conv up to relu4_2, and with an LPIPS weight
         LPIPS-vgg (numpy, loaded once)."""
@@ -197,12 +216,7 @@ class CASD(NoPairHooks):
             if self.weights["contextual"]:
                 frozen["vgg_conv"] = vgg_subset(self._vgg_conv(), CX_LAYERS)
             if self.weights["lpips"]:
-                from ptx.evaluate import lpips
-
-                params = lpips.load_lpips(
-                    "vgg", self.options.lpips_trunk_path, self.options.lpips_lin_path or None
-                )
-                frozen["lpips"] = jax.tree.map(np.asarray, params)
+                frozen["lpips"] = jax.tree.map(np.asarray, self._lpips())
             self._frozen = frozen
         return self._frozen
 
