@@ -34,6 +34,10 @@ def for_timing(config, batch_size: int) -> None:
         config.data.batch_size = batch_size
         if "vgg_fallback_random" in config:
             config.vgg_fallback_random = True
+        # CASD's batch statistics per group of spade_group samples: a smaller batch is one (partial) group.
+        group = int(config.get("model", {}).get("spade_group", 0) or 0)
+        if group and batch_size % group:
+            config.model.spade_group = 0
 
 
 def _compile(fn, *args) -> tuple[Any, float]:

@@ -13,16 +13,16 @@ the original widths; loss 1 L1 + 1 VGG19-relu1_2 L1 + 5 LSGAN (mean of D_PB and 
 for 498 "epochs" of 250 steps then linearly to 0 over 501 more (the original's 'lambda' rule
 1 - max(0, e + 2 - 500) / 501, stepped per epoch there and per step here), 250,000 steps in all. Needs the
 VGG19 and VGG16 torchvision files, the LPIPS lin weights (the lpips package's v0.1/vgg.pth) and the dataset built by
-``python -m data_builders deepfashion_pose`` with parsing maps. NOTE: the contextual term is not wired yet
-(TODO(casd-contextual) in ``ptx/methods/casd.py``), so ``paper`` stops at build time with that message until
-``ptx.losses.contextual`` lands; ``--config.loss.contextual=0`` trains without it. (The paper's metrics are not quoted here: the paper was not
-available offline and the repository reports none.)
+``python -m data_builders deepfashion_pose`` with parsing maps. The contextual term reads Gatys' ``vgg_conv.pth``
+from ``vgg_conv_path`` (default ``fashion_data/vgg_conv.pth``, where the original reads it; a missing file stops
+the first step with its name; ``--config.loss.contextual=0`` trains without it). (The paper's metrics are not
+quoted here: the paper was not available offline and the repository reports none.)
 
 demo: fashion puppets at 64x64 (squashed as the original squashes), narrow networks, batch 8, 1000 steps, Adam 1e-3
 held then linearly to 0 over the second half. No LPIPS and no contextual term (no weight files on a fresh
 machine); the loss VGG19 is random when its file is absent (a warning says so). Not yet measured.
 
-tiny: the smallest networks at 16x16 for tests (every implemented loss term on, LPIPS and contextual off).
+tiny: the smallest networks at 16x16 for tests (every loss term on except LPIPS; the VGGs are seeded random).
 """
 
 import os
@@ -30,6 +30,7 @@ import os
 from configs import common
 
 VGG_DEFAULT = os.path.join("~", ".cache", "torch", "hub", "checkpoints", "vgg19-dcbb9e9d.pth")
+VGG_CONV_DEFAULT = os.path.join("fashion_data", "vgg_conv.pth")  # the original's <dataroot>/vgg_conv.pth
 VGG16_DEFAULT = os.path.join("~", ".cache", "torch", "hub", "checkpoints", "vgg16-397923af.pth")
 EPOCH = 250  # the original's 4000 random pairs per "epoch" at batch 16
 
@@ -83,7 +84,7 @@ def get_config(arg=None):
     )
     loss = dict(LOSS)
     if v != "paper":
-        loss.update(lpips=0.0, contextual=0.0)
+        loss.update(lpips=0.0, contextual=0.1 if v == "tiny" else 0.0)
     c.loss = common.ConfigDict(loss)
     steps = arg.steps or common.by_variant(v, paper=1000 * EPOCH, demo=1000, tiny=1)
     if v == "paper":
@@ -100,6 +101,7 @@ def get_config(arg=None):
     c.stages = [common.stage("train", steps, ["gen", "disc_image", "disc_pose"])]  # the original's order
     c.predict_spade_stats = "sample"  # = the original's test.py (batch 1), for any eval batch size
     c.vgg_path = common.by_variant(v, paper=VGG_DEFAULT, demo=VGG_DEFAULT, tiny="")
+    c.vgg_conv_path = common.by_variant(v, paper=VGG_CONV_DEFAULT, demo="", tiny="")
     c.vgg_fallback_random = v != "paper"
     c.lpips_trunk_path = common.by_variant(v, paper=VGG16_DEFAULT, demo="", tiny="")
     c.lpips_lin_path = ""

@@ -15,12 +15,15 @@ Generator loss (``config.loss`` weights; a zero weight removes the term)::
     + content * sum_l mean|phi_l(fake) - phi_l(target)|, relu{1..5}_1      (raw [-1, 1] VGG19 input)
     + style * sum_l mean|gram(phi_l(fake)) - gram(phi_l(target))|, relu2_2, relu3_4, relu4_4, relu5_2
     + lpips * mean LPIPS-vgg(fake, target)
-    + contextual * CX(vgg_conv r32, r42)          <- TODO(casd-contextual), see _contextual_term
+    + contextual * (CX(r32(fake), r32(target)) + CX(r42(fake), r42(target)))   (vgg_conv.pth, raw [-1, 1] input)
 
 The original's weights: l1 1, perceptual 1, gan 5, amce 0.1, content 0.5, style 200, lpips 1, contextual 0.1.
+CX is ADGAN's ``CXLoss(sigma=0.5, b=1)`` (``ptx.losses.contextual``, target-mean centring) on Gatys' conv-only
+VGG19 ``vgg_conv.pth`` (``vgg_conv_path``; a different file from the torchvision VGG19 of the other terms).
 Each critic: ``gan * 0.5 * (MSE(D(real), 1) + MSE(D(fake), 0))`` on the detached fake (no image pool).
 
-Frozen networks (``frozen(stage)``): the loss VGG19 (up to relu5_2) and, with an LPIPS weight, LPIPS-vgg. The
+Frozen networks (``frozen(stage)``): the loss VGG19 (up to relu5_2), with a contextual weight vgg_conv (up to
+relu4_2) and, with an LPIPS weight, LPIPS-vgg. The
 style encoder's own VGG19 is part of the generator (its ``vgg`` collection, as in the original checkpoint): a
 fresh ``init`` loads it from ``vgg_path`` when the config keeps torchvision's widths, and it is never trained.
 
@@ -37,6 +40,8 @@ Editing (``EDIT_REGIONS``, for ``ptx.edit``): ``encode_styles`` gives the (B, 8,
 from __future__ import annotations
 
 import dataclasses
+import os
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -46,7 +51,7 @@ import numpy as np
 
 from ptx.data.heatmaps import casd_limb_maps, point_maps
 from ptx.data.parsing import CASD_LIP_TABLE, CASD_REGIONS, lookup_table
-from ptx.losses import gan, perceptual, segmentation
+from ptx.losses import contextual, gan, perceptual, segmentation
 from ptx.methods.common import NoPairHooks, model_fields, resolve_vgg, to_unit, vgg_subset
 from ptx.methods.protocol import (
     EDIT_REGIONS,
@@ -59,6 +64,7 @@ from ptx.methods.protocol import (
 )
 from ptx.models import casd as models
 from ptx.nn import vgg as vgg_lib
+from ptx.nn import vgg_conv
 
 PLAYERS = ("gen", "disc_image", "disc_pose")
 STAGE = "train"
@@ -76,6 +82,7 @@ DEFAULT_WEIGHTS: dict[str, float] = {
 PERCEPTUAL_LAYER = "relu1_2"
 CONTENT_LAYERS = perceptual.GFLA_CONTENT_LAYERS  # relu1_1 .. relu5_1, weight 1 (the original's VGGLoss)
 STYLE_LAYERS = perceptual.GFLA_STYLE_LAYERS  # relu2_2, relu3_4, relu4_4, relu5_2
+CX_LAYERS = dict(contextual.SCAGAN_LAYERS)  # vgg_conv r32 + r42, weight 1 each; sigma 0.5 (default)
 _REGION_OF_LABEL = lookup_table(CASD_LIP_TABLE)  # uint8 (256,): LIP label -> region, 255 = none
 # Named sets of regions that editing moves together (``ptx.edit``): a head swap takes hair and face.
 REGION_GROUPS: dict[str, tuple[str, ...]] = {
@@ -91,6 +98,7 @@ class Options:
     weights: Mapping[str, float] = dataclasses.field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     predict_spade_stats: str = "sample"
     vgg_path: str = ""
+    vgg_conv_path: str = ""  # Gatys' vgg_conv.pth (contextual only)
     vgg_fallback_random: bool = False
     lpips_trunk_path: str = ""  # vgg16-397923af.pth
     lpips_lin_path: str = ""  # lpips/weights/v0.1/vgg.pth (default: the installed lpips package's)
@@ -127,13 +135,12 @@ class CASD(NoPairHooks):
         self.cfg = cfg
         self.options = options
         self.weights = {**{t: 0.0 for t in TERMS}, **{k: float(v) for k, v in options.weights.items()}}
-        if self.weights["contextual"]:
-            _contextual_term(None, None)  # fails now, naming the TODO, rather than at the first step
         self.gen = models.Generator(cfg)
         self.sampler = models.Generator(dataclasses.replace(cfg, spade_stats=options.predict_spade_stats))
         self.disc = models.Discriminator(cfg)
         self.vgg_perceptual = vgg_lib.VGG("vgg19", layers=(PERCEPTUAL_LAYER,))
         self.vgg_loss = vgg_lib.VGG("vgg19", layers=(*CONTENT_LAYERS, *STYLE_LAYERS))
+        self.vgg_cx = vgg_lib.VGG("vgg19", layers=tuple(CX_LAYERS))
         self._frozen: Frozen | None = None
 
     # ------------------------------------------------------------------------------------------ inputs
@@ -159,8 +166,46 @@ class CASD(NoPairHooks):
             self.options.vgg_path, self.options.vgg_fallback_random, needed_by="CASD's VGG losses"
         )
 
+    def _vgg_conv(self) -> dict[str, Any]:
+        """vgg_conv.pth from ``vgg_conv_path``; else, when allowed, seeded random weights with a warning (demos,
+        tests); else an error naming the file. Same rule as SCA-GAN's (methods do not import each other)."""
+        path = os.path.expanduser(self.options.vgg_conv_path) if self.options.vgg_conv_path else ""
+        if path and os.path.isfile(path):
+            return vgg_conv.load_vgg_conv(path)
+        if not self.options.vgg_fallback_random:
+            raise FileNotFoundError(
+                f"CASD's contextual loss needs {vgg_conv.WHERE}, not found at {path!r}; pass "
+                "--config.vgg_conv_path=/path/vgg_conv.pth (or --config.loss.contextual=0 to train without it)"
+            )
+        warnings.warn(
+            f"{vgg_conv.FILE} not found{' at ' + path if path else ''}: CASD's contextual loss uses seeded random "
+            "VGG19 features (fine for demos and tests, not for paper numbers)",
+            stacklevel=3,
+        )
+        return vgg_lib.random_params("vgg19", seed=1)
+
+    def _lpips(self) -> dict[str, Any]:
+        """LPIPS-vgg from its two files; when they are missing and ``vgg_fallback_random`` allows, a seeded random
+        VGG16 trunk with unit lin weights and a warning (benchmarks and demos time the same work)."""
+        from ptx.evaluate import lpips
+
+        opt = self.options
+        try:
+            return lpips.load_lpips("vgg", opt.lpips_trunk_path, opt.lpips_lin_path or None)
+        except FileNotFoundError as e:
+            if not opt.vgg_fallback_random:
+                raise
+            warnings.warn(
+                f"{e}: CASD's LPIPS term uses a seeded random VGG16 (not for paper numbers)", stacklevel=3
+            )
+        widths = (64, 128, 256, 512, 512)
+        return {"net": vgg_lib.random_params("vgg16", seed=2)} | {
+            f"lin{i}": np.ones(w, np.float32) for i, w in enumerate(widths)
+        }
+
     def frozen(self, stage: str = STAGE) -> Frozen:
-        """The loss VGG19 up to relu5_2 and, with an LPIPS weight, LPIPS-vgg (numpy, loaded once)."""
+        """The loss VGG19 up to relu5_2, with a contextual weight vgg_conv up to relu4_2, and with an LPIPS weight
+        LPIPS-vgg (numpy, loaded once)."""
         _check_stage(stage)
         if self._frozen is None:
             frozen: Frozen = {}
@@ -168,13 +213,10 @@ class CASD(NoPairHooks):
                 frozen["vgg19"] = vgg_subset(
                     self._vgg19(), (*CONTENT_LAYERS, *STYLE_LAYERS, PERCEPTUAL_LAYER)
                 )
+            if self.weights["contextual"]:
+                frozen["vgg_conv"] = vgg_subset(self._vgg_conv(), CX_LAYERS)
             if self.weights["lpips"]:
-                from ptx.evaluate import lpips
-
-                params = lpips.load_lpips(
-                    "vgg", self.options.lpips_trunk_path, self.options.lpips_lin_path or None
-                )
-                frozen["lpips"] = jax.tree.map(np.asarray, params)
+                frozen["lpips"] = jax.tree.map(np.asarray, self._lpips())
             self._frozen = frozen
         return self._frozen
 
@@ -254,7 +296,7 @@ class CASD(NoPairHooks):
 
             terms["lpips"] = jnp.mean(lpips.LPIPS("vgg").apply({"params": frozen["lpips"]}, fake, target))
         if w["contextual"]:
-            terms["contextual"] = _contextual_term(frozen, (fake, target))
+            terms["contextual"] = self.contextual_term(frozen, fake, target)
         if w["gan"]:
             adv = [
                 gan.generator_loss(self.disc.apply(variables[p], self._critic_input(p, fake, x)), "lsgan")
@@ -263,6 +305,14 @@ class CASD(NoPairHooks):
             terms["gan"] = 0.5 * (adv[0] + adv[1])
         total = sum(w[k] * v for k, v in terms.items())
         return total, (terms, {})
+
+    def contextual_term(self, frozen: Frozen, fake: jax.Array, target: jax.Array) -> jax.Array:
+        """Unweighted CX on vgg_conv r32 + r42, raw [-1, 1] images as the original feeds vgg_conv; the target's
+        features are constants (only the fake carries gradient)."""
+        params = {"params": frozen["vgg_conv"]}
+        feats_fake = self.vgg_cx.apply(params, fake)
+        feats_real = jax.lax.stop_gradient(self.vgg_cx.apply(params, target))
+        return contextual.layered_contextual_loss(feats_fake, feats_real, CX_LAYERS)
 
     @staticmethod
     def _vgg_pair(vgg: vgg_lib.VGG, frozen: Frozen, fake, target, normalization: str):
@@ -310,16 +360,6 @@ class CASD(NoPairHooks):
         return {**out, "parsing": models.predicted_parsing(out["energy4"], size)}
 
 
-def _contextual_term(frozen: Frozen | None, images: tuple[jax.Array, jax.Array] | None) -> jax.Array:
-    """TODO(casd-contextual): the contextual (CX) loss on ``vgg_conv.pth`` features r32 and r42 (sigma 0.5, b 1;
-    reference card section 5) comes from ``ptx.losses.contextual``, which the SCA-GAN port is writing; wire it
-    here (and its VGG in ``frozen``) when it lands. Until then a non-zero ``contextual`` weight is an error."""
-    raise NotImplementedError(
-        "CASD's contextual loss is not wired yet (TODO(casd-contextual) in ptx/methods/casd.py: it will use "
-        "ptx.losses.contextual); set config.loss.contextual=0 to train without it"
-    )
-
-
 def _check_stage(stage: str) -> None:
     if stage != STAGE:
         raise ValueError(f"CASD has one stage {STAGE!r}, not {stage!r}")
@@ -327,7 +367,7 @@ def _check_stage(stage: str) -> None:
 
 def build(config) -> CASD:
     """``config.model``: ``ptx.models.casd.Config`` fields; ``config.loss``: term weights; top level:
-    ``vgg_path``, ``vgg_fallback_random``, ``predict_spade_stats``, ``lpips_trunk_path``, ``lpips_lin_path``."""
+    ``vgg_path``, ``vgg_conv_path``, ``vgg_fallback_random``, ``predict_spade_stats``, ``lpips_trunk_path``, ``lpips_lin_path``."""
     model = model_fields(models.Config, config.model, "casd")
     for stage in config.get("stages", ()):
         name = stage["name"]  # a ConfigDict, or a plain dict when read back from a run's config.json
@@ -337,6 +377,7 @@ def build(config) -> CASD:
         weights={k: float(v) for k, v in dict(config.get("loss", {})).items()},
         predict_spade_stats=str(config.get("predict_spade_stats", "sample")),
         vgg_path=str(config.get("vgg_path", "")),
+        vgg_conv_path=str(config.get("vgg_conv_path", "")),
         vgg_fallback_random=bool(config.get("vgg_fallback_random", False)),
         lpips_trunk_path=str(config.get("lpips_trunk_path", "")),
         lpips_lin_path=str(config.get("lpips_lin_path", "")),
