@@ -9,8 +9,8 @@ discriminator, batch 8, Adam betas (0, 0.999), lr 1e-4 (G) / 1e-5 (D); stages an
 configs/gfla_fashion.py. Not reproduced: the original's small random affine augmentation of market images (the
 pipeline offers flips only; off here). The paper reports FID 19.751, LPIPS 0.2817 (Tab. 1).
 
-demo: market-style puppets (cluttered backgrounds) resized to 64x32, narrow networks, minutes on 2 CPU cores;
-expected to beat the copy-source and mean-image baselines as the fashion demo does (not asserted by a test).
+demo: market-style puppets (cluttered backgrounds) resized to 64x32, narrow networks, minutes on 2 CPU cores, with
+the fashion demo's VGG-free losses and initialisers (see configs/gfla_fashion.py); expected to beat the copy-source and mean-image baselines as the fashion demo does (not asserted by a test).
 
 tiny: the smallest networks at 64x32, a few steps, for tests.
 """

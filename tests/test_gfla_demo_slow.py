@@ -4,9 +4,11 @@ Trains ``configs/gfla_fashion.py:demo`` through ``python -m ptx.main`` (both sta
 checkpoints, TensorBoard events, PNG grids and metrics.json, then scores held-out puppet pairs (the test split:
 people never seen in training):
 
-* the generated image beats copying the source image and the mean training image in SSIM and in L1;
+* the generated image beats the mean training image by at least 0.15 SSIM, and copying the source and the mean
+  image in L1;
 * stage 1's warped source (the source warped by the finest flow of the flow-stage checkpoint) beats copying
-  the source in L1.
+  the source by at least 0.10 SSIM and in L1;
+* the run takes at most 10 minutes of CPU time per core (20 CPU minutes on the 2-core reference machine).
 
 ``python tests/test_gfla_demo_slow.py WORKDIR`` prints the table for an existing demo run.
 """
@@ -151,9 +153,10 @@ def test_gfla_demo_beats_baselines(tmp_path):
     )
     final, warped = table["gfla (final)"], table["stage-1 warped source"]
     copy, mean = table["copy source"], table["mean train image"]
-    assert final["ssim"] > copy["ssim"] and final["ssim"] > mean["ssim"], table
+    assert final["ssim"] >= mean["ssim"] + 0.15 and final["ssim"] > copy["ssim"], table
     assert final["l1"] < copy["l1"] and final["l1"] < mean["l1"], table
-    assert warped["l1"] < copy["l1"], table
+    assert warped["ssim"] >= copy["ssim"] + 0.10 and warped["l1"] < copy["l1"], table
+    assert cpu_s <= 20 * 60, f"{cpu_s:.0f} CPU s"
 
 
 if __name__ == "__main__":
