@@ -86,7 +86,7 @@ class _ConvParams(nn.Module):
 
 def _compress(in_size: tuple[int, int], out_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray] | None:
     """The nearest-resize row and column indices when the 5x5-window tables of :func:`_indexed_conv3x3`
-    (two stacked 3x3 convs) hold at most 1/8 of the output's pixels, else None (convolve at full size)."""
+    (two stacked 3x3 convs) hold at most half the output's pixels, else None (convolve at full size)."""
     rows = torch_nearest_indices(in_size[0], out_size[0])
     cols = torch_nearest_indices(in_size[1], out_size[1])
 
@@ -94,7 +94,7 @@ def _compress(in_size: tuple[int, int], out_size: tuple[int, int]) -> tuple[np.n
         patterns, inner = _windows(index, n)
         return len(_windows(inner, len(patterns))[0])
 
-    if count(rows, in_size[0]) * count(cols, in_size[1]) * 8 > out_size[0] * out_size[1]:
+    if count(rows, in_size[0]) * count(cols, in_size[1]) * 2 > out_size[0] * out_size[1]:
         return None
     return rows, cols
 
