@@ -49,3 +49,25 @@ def test_nearest_indices_of_the_card():
     assert list(spade.torch_nearest_indices(256, 8)) == list(range(0, 256, 32))
     assert list(spade.torch_nearest_indices(176, 6)) == [0, 29, 58, 88, 117, 146]
     assert list(spade.torch_nearest_indices(6, 11)) == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5]
+
+
+def test_spade_on_a_small_condition_equals_the_upsampled_convs(monkeypatch):
+    """The window-table SPADE (condition never upsampled) against the plain one: output and every gradient."""
+    import jax
+    import jax.numpy as jnp
+
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.standard_normal((2, 64, 44, 6), np.float32))
+    c = jnp.asarray(rng.standard_normal((2, 2, 3, 5), np.float32))
+    assert spade._compress((2, 3), (64, 44)) is not None
+    m = spade.SPADE(hidden=4)
+    params = m.init(jax.random.key(0), x, c)
+
+    def run(p, x, c):
+        return jax.value_and_grad(lambda p, x, c: jnp.sum(jnp.sin(m.apply(p, x, c))), (0, 1, 2))(p, x, c)
+
+    got = jax.jit(run)(params, x, c)
+    monkeypatch.setattr(spade, "_compress", lambda *a: None)
+    want = jax.jit(run)(params, x, c)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * float(np.max(np.abs(b))))
