@@ -20,6 +20,19 @@ def golden_dir() -> pathlib.Path:
     return GOLDEN_DIR
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Small ops on the shared 2-core machine: two OpenMP threads spin at every barrier while the other
+    core is busy elsewhere (a tiny step took 13 s with 2 threads vs 0.1 s with 1 under load 6). Modules of
+    PyTorch reference tests use it with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def metrics_random_weights(golden_dir):
     """``shared/golden/metrics_random_weights.py``: regenerates the metric goldens' random state dicts."""

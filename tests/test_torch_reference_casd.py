@@ -17,13 +17,7 @@ RTOL = 1e-4
 FAST = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Small ops on the shared 2-core machine: one thread avoids OpenMP spinning against other jobs."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_generator_matches_golden(golden_dir):

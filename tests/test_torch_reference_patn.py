@@ -13,14 +13,7 @@ from ptx.models import patn as models  # noqa: E402
 RTOL = 1e-4
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Small ops on the shared 2-core machine: two OpenMP threads spin at every barrier while the other
-    core is busy elsewhere (a tiny step took 13 s with 2 threads vs 0.1 s with 1 under load 6)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _close(got, want, atol: float, rtol: float = RTOL, what: str = "") -> None:

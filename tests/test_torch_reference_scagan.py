@@ -18,13 +18,7 @@ FAST = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes"
 INPUTS = {"pctnet": ("EP1", "BP2", "BEP2"), "isnet": ("P1", "EP1", "BP2", "BEP2", "EP2")}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Small ops on the shared 2-core machine: one thread avoids OpenMP spinning against other jobs."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _state_dict(arrays) -> dict[str, "torch.Tensor"]:
