@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import flax.linen as nn
 import jax
@@ -337,18 +338,46 @@ def _phase_offsets(k: int, s: int, p: int) -> tuple[dict[int, list[tuple[int, in
     return offsets, lo, hi
 
 
-def _conv_transpose_by_phase_taps(x, kernel, stride, padding, output_padding):
-    """The transposed conv phase by phase, each phase the sum over its own taps of (shifted input) @ tap: the
-    exact FLOPs of the transposed conv, the kernel read in place (the XLA:CPU path for wide layers)."""
-    n, h, w, cin = x.shape
-    kh, kw, _, cout = kernel.shape
+class _PhasePlan(NamedTuple):
+    """How a transposed conv splits into output phases: output size, per-phase rows/cols (m_h, m_w), each axis's
+    (offset, tap) pairs per phase with its smallest and largest offset, and the input padding that makes
+    rows ``m + lo .. m + hi`` (``m < m_h``) readable."""
+
+    out_h: int
+    out_w: int
+    m_h: int
+    m_w: int
+    offs_y: dict[int, list[tuple[int, int]]]
+    offs_x: dict[int, list[tuple[int, int]]]
+    lo_y: int
+    lo_x: int
+    hi_y: int
+    hi_x: int
+    pads: tuple[tuple[int, int], tuple[int, int]]
+
+
+def _phase_plan(x_shape, kernel_shape, stride, padding, output_padding) -> _PhasePlan:
+    _, h, w, _ = x_shape
+    kh, kw = kernel_shape[:2]
     sy, sx = stride
     out_h = (h - 1) * sy - 2 * padding[0] + kh + output_padding[0]
     out_w = (w - 1) * sx - 2 * padding[1] + kw + output_padding[1]
     offs_y, lo_y, hi_y = _phase_offsets(kh, sy, padding[0])
     offs_x, lo_x, hi_x = _phase_offsets(kw, sx, padding[1])
     m_h, m_w = -(-out_h // sy), -(-out_w // sx)
-    xp = _pad_hw(x, ((-lo_y, (m_h - 1 + hi_y) - (h - 1)), (-lo_x, (m_w - 1 + hi_x) - (w - 1))))
+    pads = ((-lo_y, (m_h - 1 + hi_y) - (h - 1)), (-lo_x, (m_w - 1 + hi_x) - (w - 1)))
+    return _PhasePlan(out_h, out_w, m_h, m_w, offs_y, offs_x, lo_y, lo_x, hi_y, hi_x, pads)
+
+
+def _conv_transpose_by_phase_taps(x, kernel, stride, padding, output_padding):
+    """The transposed conv phase by phase, each phase the sum over its own taps of (shifted input) @ tap: the
+    exact FLOPs of the transposed conv, the kernel read in place (the XLA:CPU path for wide layers)."""
+    n, cout = x.shape[0], kernel.shape[-1]
+    sy, sx = stride
+    out_h, out_w, m_h, m_w, offs_y, offs_x, lo_y, lo_x, _, _, pads = _phase_plan(
+        x.shape, kernel.shape, stride, padding, output_padding
+    )
+    xp = _pad_hw(x, pads)
     rows = []
     for fy in range(sy):
         cols = []
@@ -387,14 +416,11 @@ def _conv_transpose_by_phases(x, kernel, stride, padding, output_padding):
     phase. All phases are computed by one convolution whose kernel holds each phase's taps (zeros elsewhere)
     on s*s*out output channels, then interleaved (depth-to-space).
     """
-    n, h, w, cin = x.shape
-    kh, kw, _, cout = kernel.shape
+    n, cin, cout = x.shape[0], x.shape[-1], kernel.shape[-1]
     sy, sx = stride
-    out_h = (h - 1) * sy - 2 * padding[0] + kh + output_padding[0]
-    out_w = (w - 1) * sx - 2 * padding[1] + kw + output_padding[1]
-
-    offs_y, lo_y, hi_y = _phase_offsets(kh, sy, padding[0])
-    offs_x, lo_x, hi_x = _phase_offsets(kw, sx, padding[1])
+    out_h, out_w, m_h, m_w, offs_y, offs_x, lo_y, lo_x, hi_y, hi_x, pads = _phase_plan(
+        x.shape, kernel.shape, stride, padding, output_padding
+    )
     ly, lx = hi_y - lo_y + 1, hi_x - lo_x + 1
     # Combined correlation kernel: position a along an axis reads x[m + lo + a].
     big = jnp.zeros((ly, lx, cin, sy, sx, cout), kernel.dtype)
@@ -404,11 +430,7 @@ def _conv_transpose_by_phases(x, kernel, stride, padding, output_padding):
                 for ox, tx in offs_x[fx]:
                     big = big.at[oy - lo_y, ox - lo_x, :, fy, fx, :].set(kernel[ty, tx])
     big = big.reshape(ly, lx, cin, sy * sx * cout)
-    m_h, m_w = -(-out_h // sy), -(-out_w // sx)
-    # Rows needed: m + lo .. m + hi for m in [0, m_h); pad (or crop) the input accordingly.
-    pad_h = (-lo_y, (m_h - 1 + hi_y) - (h - 1))
-    pad_w = (-lo_x, (m_w - 1 + hi_x) - (w - 1))
-    y = conv2d(x, big, (1, 1), (tuple(pad_h), tuple(pad_w)), (1, 1))
+    y = conv2d(x, big, (1, 1), pads, (1, 1))  # pads may be negative: a crop
     y = y.reshape(n, m_h, m_w, sy, sx, cout).transpose(0, 1, 3, 2, 4, 5).reshape(n, m_h * sy, m_w * sx, cout)
     return y[:, :out_h, :out_w, :]
 
