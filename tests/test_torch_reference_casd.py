@@ -8,14 +8,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from torch_reference_helpers import FAST, RTOL, assert_losses_equal, numpy_state, ptx_step_losses  # noqa: E402
+
 from benchmarks.torch_reference import casd as ref  # noqa: E402
 from ptx.convert import casd as convert  # noqa: E402
 from ptx.models import casd as models  # noqa: E402
 from ptx.nn import vgg as vgg_lib  # noqa: E402
-
-RTOL = 1e-4
-FAST = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
-
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -57,10 +55,6 @@ def test_official_keys_load_exactly(golden_dir):
     net.load_state_dict(sd, strict=True, assign=True)
     with pytest.raises(RuntimeError, match="Missing key"):
         net.load_state_dict({k: v for k, v in sd.items() if k != "dec.gamma3_2"}, strict=True, assign=True)
-
-
-def _numpy_state(net) -> dict[str, np.ndarray]:
-    return {k: v.detach().numpy() for k, v in net.state_dict().items()}
 
 
 def _vgg_params(features, arch: str = "vgg19") -> dict:
@@ -108,26 +102,16 @@ def test_losses_equal_ptx(tiny):
     for player in ("disc_image", "disc_pose"):
         want[player] = trainer.disc_loss(player, tb, fake).item()
 
-    sds = {"generator": _numpy_state(trainer.gen)}
-    sds |= {p: _numpy_state(d) for p, d in trainer.disc.items()}
+    sds = {"generator": numpy_state(trainer.gen)}
+    sds |= {p: numpy_state(d) for p, d in trainer.disc.items()}
     _, variables = convert.convert(sds, method.cfg)
     frozen = {
         "vgg19": _vgg_params(trainer.vgg),
         "vgg_conv": ref_vgg_conv(trainer.vgg_cx),
     }
 
-    def losses(variables, batch):
-        key = jax.random.key(0)
-        outputs, _ = method.forward("train", variables, frozen, batch, key)
-        out = {p: method.loss("train", p, variables, frozen, batch, outputs, key) for p in method_lib.PLAYERS}
-        return {p: total for p, (total, _) in out.items()} | {
-            f"term/{k}": v for k, v in out["gen"][1][0].items()
-        }
-
-    got = jax.jit(losses).lower(variables, batch).compile(FAST)(variables, batch)
-    assert set(got) == set(want)
-    for name, value in want.items():
-        assert float(got[name]) == pytest.approx(value, rel=RTOL, abs=1e-6), name
+    got = ptx_step_losses(method, "train", method_lib.PLAYERS, variables, frozen, batch, jax.random.key(0))
+    assert_losses_equal(got, want)
 
 
 def ref_vgg_conv(vgg_cx) -> dict:

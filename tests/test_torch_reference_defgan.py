@@ -8,11 +8,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from torch_reference_helpers import RTOL, numpy_state  # noqa: E402
+
 from benchmarks.torch_reference import defgan as ref  # noqa: E402
 from ptx.models import defgan as models  # noqa: E402
-
-RTOL = 1e-4
-
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -119,10 +118,6 @@ def tiny_pair():
     return config, method, trainer, batch, ref.torch_batch(batch, method.cfg)
 
 
-def _numpy_state(net) -> dict[str, np.ndarray]:
-    return {k: v.detach().numpy() for k, v in net.state_dict().items()}
-
-
 def test_losses_equal_ptx(tiny_pair):
     """Same weights and batch: the eval-mode image equals ptx's predict; every G term, the weighted G loss and
     D's two terms equal ptx's ``Method.loss`` on that image."""
@@ -142,7 +137,7 @@ def test_losses_equal_ptx(tiny_pair):
     assert trainer.vgg is not None and method.options.nn_area == 3
 
     _, variables = convert.convert(
-        {"generator": _numpy_state(trainer.gen), "discriminator": _numpy_state(trainer.disc)}, method.cfg
+        {"generator": numpy_state(trainer.gen), "discriminator": numpy_state(trainer.disc)}, method.cfg
     )
     convs = trainer.vgg.features
     frozen = {

@@ -8,13 +8,13 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from torch_reference_helpers import RTOL, assert_losses_equal, numpy_state, ptx_step_losses  # noqa: E402
+
 from benchmarks.torch_reference import scagan as ref  # noqa: E402
 from ptx.convert import scagan as convert  # noqa: E402
 from ptx.models import scagan as models  # noqa: E402
 from ptx.tools import check_golden  # noqa: E402
 
-RTOL = 1e-4
-FAST = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 INPUTS = {"pctnet": ("EP1", "BP2", "BEP2"), "isnet": ("P1", "EP1", "BP2", "BEP2", "EP2")}
 
 
@@ -85,10 +85,6 @@ def test_state_dict_names_equal_official(golden_dir):
     assert trainable == official["param_counts"]["isnet_generator_trainable_excluding_frozen_pctnet"]
 
 
-def _numpy_state(net) -> dict[str, np.ndarray]:
-    return {k: v.detach().numpy() for k, v in net.state_dict().items()}
-
-
 def _conv_params(convs) -> dict:
     """{name: torch Conv2d} -> ptx VGG params (HWIO kernels)."""
     return {
@@ -136,8 +132,8 @@ def test_losses_equal_ptx(tiny_config, stage):
         p: {"edge_disc_image": "pctnet_disc_image", "edge_disc_pose": "pctnet_disc_pose"}.get(p, p)
         for p in players.values()
     }
-    sds = {roles["gen"]: _numpy_state(trainer.gen)}
-    sds |= {roles[p]: _numpy_state(trainer.disc[k]) for k, p in players.items()}
+    sds = {roles["gen"]: numpy_state(trainer.gen)}
+    sds |= {roles[p]: numpy_state(trainer.disc[k]) for k, p in players.items()}
     _, variables = convert.convert(sds, method.cfg)
     frozen = {"vgg19": _conv_params({"conv1_1": trainer.vgg.features[0], "conv1_2": trainer.vgg.features[2]})}
     if stage == "isnet":
@@ -145,20 +141,8 @@ def test_losses_equal_ptx(tiny_config, stage):
             {f"conv{n}": getattr(trainer.vgg_cx, f"conv{n}") for n in trainer.vgg_cx.order}
         )
 
-    def losses(variables, batch):
-        outputs, _ = method.forward(stage, variables, frozen, batch, key)
-        out = {
-            p: method.loss(stage, p, variables, frozen, batch, outputs, key)
-            for p in ("gen", *players.values())
-        }
-        return {p: total for p, (total, _) in out.items()} | {
-            f"term/{k}": v for k, v in out["gen"][1][0].items()
-        }
-
-    got = jax.jit(losses).lower(variables, batch).compile(FAST)(variables, batch)
-    assert set(got) == set(want)
-    for name, value in want.items():
-        assert float(got[name]) == pytest.approx(value, rel=RTOL, abs=1e-6), name
+    got = ptx_step_losses(method, stage, ("gen", *players.values()), variables, frozen, batch, key)
+    assert_losses_equal(got, want)
 
 
 def test_isnet_step_trains_all_but_the_pctnet(tiny_config):

@@ -24,6 +24,8 @@ import importlib
 import os
 import sys
 import types
+from collections.abc import Callable
+from typing import Any
 
 
 def get(method_name: str) -> types.ModuleType | None:
@@ -45,3 +47,16 @@ def get(method_name: str) -> types.ModuleType | None:
 def wait_policy() -> str:
     """The OpenMP wait policy torch's threads were started with (as far as the environment tells)."""
     return os.environ.get("OMP_WAIT_POLICY", "active (default)")
+
+
+def image_grad_step(gen, generate: Callable[[], Any]) -> Callable[[], None]:
+    """A step doing ``generate()`` (the generator's forward, returning the image) and the gradient of
+    mean|image| for every parameter of ``gen``, with no optimizer: the work ``benchmarks.generator`` times
+    for ptx's ``predict``. ``step.networks`` names the timed network for the benchmarks' parameter counts."""
+
+    def step() -> None:
+        gen.zero_grad(set_to_none=True)
+        generate().abs().mean().backward()
+
+    step.networks = {"gen": gen}
+    return step

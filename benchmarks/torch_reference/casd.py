@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from benchmarks.torch_reference import image_grad_step
 from benchmarks.torch_reference.patn import VGGRelu12, gan_loss
 from benchmarks.torch_reference.scagan import VGGConv, contextual_loss
 
@@ -594,9 +595,4 @@ def generator_step(config, batch_size: int) -> Callable[[], None]:
     init_generator(gen)
     x = torch_batch(method, method_batch(method, config.data, batch_size, seed))
 
-    def step() -> None:
-        gen.zero_grad(set_to_none=True)
-        gen(x["pose"], x["source"], x["source_regions"])[0].abs().mean().backward()
-
-    step.networks = {"gen": gen}
-    return step
+    return image_grad_step(gen, lambda: gen(x["pose"], x["source"], x["source_regions"])[0])

@@ -34,6 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from benchmarks.torch_reference import image_grad_step
+
 EPS_BCE = 1e-7
 NN_PAD = -10000.0
 NUM_WARPED_SKIPS = 4
@@ -513,9 +515,4 @@ def generator_step(config, batch_size: int) -> Callable[[], None]:
     trainer, batch = build_trainer(config, batch_size, int(config.get("seed", 0)))
     gen = trainer.gen
 
-    def step() -> None:
-        gen.zero_grad(set_to_none=True)
-        trainer.generate(batch).abs().mean().backward()
-
-    step.networks = {"gen": gen}
-    return step
+    return image_grad_step(gen, lambda: trainer.generate(batch))

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from benchmarks.torch_reference import image_grad_step
 from ptx.methods.common import model_fields
 from ptx.methods.gfla import DEFAULT_WEIGHTS
 from ptx.models.gfla import Config, encoder_widths
@@ -554,13 +555,7 @@ def generator_step(config, batch_size: int) -> Callable[[], None]:
     gen = PoseGenerator(cfg)
     orthogonal_init(gen, float(config.get("init_gain", 0.02)))
 
-    def step() -> None:
-        gen.zero_grad(set_to_none=True)
-        image = gen(x["source"], x["source_pose"], x["target_pose"])[0]
-        image.abs().mean().backward()
-
-    step.networks = {"gen": gen}
-    return step
+    return image_grad_step(gen, lambda: gen(x["source"], x["source_pose"], x["target_pose"])[0])
 
 
 def torch_reference(config, batch_size: int, *, stage: str | None = None) -> Callable[[], None]:

@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from benchmarks.torch_reference import image_grad_step
+
 NUM_KEYPOINTS = 18
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -533,9 +535,4 @@ def generator_step(config, batch_size: int) -> Callable[[], None]:
     trainer, batch = build_trainer(config, batch_size, int(config.get("seed", 0)))
     gen = trainer.gen
 
-    def step() -> None:
-        gen.zero_grad(set_to_none=True)
-        gen(batch["source"], batch["pose"]).abs().mean().backward()
-
-    step.networks = {"gen": gen}
-    return step
+    return image_grad_step(gen, lambda: gen(batch["source"], batch["pose"]))

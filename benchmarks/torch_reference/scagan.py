@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from benchmarks.torch_reference import image_grad_step
 from benchmarks.torch_reference.patn import ResnetBlock, VGGRelu12, encoder_layers, gan_loss, heatmaps
 
 DECODER = (  # (module name, output width / nf, upsample after it): CSGenerator's DeBlk schedule
@@ -495,9 +496,4 @@ def generator_step(config, batch_size: int) -> Callable[[], None]:
     trainer, batch = build_trainer(config, batch_size, "isnet", int(config.get("seed", 0)))
     gen = trainer.gen
 
-    def step() -> None:
-        gen.zero_grad(set_to_none=True)
-        trainer.generate(batch).abs().mean().backward()
-
-    step.networks = {"gen": gen}
-    return step
+    return image_grad_step(gen, lambda: trainer.generate(batch))
