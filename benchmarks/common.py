@@ -76,9 +76,22 @@ def _filter_view(pair: dict[str, np.ndarray], name: str) -> dict[str, Any]:
     return view
 
 
-def compiled_flops(compiled) -> float:
-    """FLOPs of a compiled executable from XLA's cost analysis (NaN when the backend gives none)."""
-    cost = compiled.cost_analysis()
+def _flops(cost) -> float:
     if isinstance(cost, list | tuple):
         cost = cost[0] if cost else {}
     return float((cost or {}).get("flops", float("nan")))
+
+
+def compiled_flops(compiled) -> float:
+    """FLOPs of a compiled executable from XLA's cost analysis (NaN when the backend gives none)."""
+    return _flops(compiled.cost_analysis())
+
+
+def plain_flops(jitted, *args) -> float:
+    """FLOPs of ``jitted(*args)`` traced without ptx's XLA:CPU rewrites, from XLA's cost analysis of the
+    lowered program: the model's work, the same on every backend. (The rewrites' row-block scans would be
+    undercounted: XLA's cost analysis counts a loop body once.)"""
+    from ptx import backend
+
+    with backend.force_cpu_rewrites(False):
+        return _flops(jitted.lower(*args).cost_analysis())

@@ -15,12 +15,13 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from benchmarks.common import compiled_flops, method_batch
+from benchmarks.common import method_batch, plain_flops
 
 
 @dataclasses.dataclass
 class Work:
-    """One compiled ptx program and the call that runs it; ``flops`` from XLA's cost analysis."""
+    """One compiled ptx program and the call that runs it; ``flops`` from XLA's cost analysis of the plain
+    program (``benchmarks.common.plain_flops``)."""
 
     name: str
     call: Callable[[], Any]
@@ -76,7 +77,7 @@ def generator_work(config, batch_size: int = 1, player: str | None = None) -> Wo
     """The generator's forward+backward (``generator_fns``' grad), compiled."""
     _, grad, args = generator_fns(config, batch_size, player)
     compiled, compile_s = _compile(grad, *args)
-    return Work("generator f+b", lambda: compiled(*args), compiled_flops(compiled), compile_s)
+    return Work("generator f+b", lambda: compiled(*args), plain_flops(grad, *args), compile_s)
 
 
 @dataclasses.dataclass
@@ -128,7 +129,8 @@ def train_step_work(config, batch_size: int, stage: str | None = None) -> tuple[
         holder["state"], metrics = compiled(holder["state"], ts.setup.frozen, ts.batch)
         return holder["state"], metrics
 
-    return Work(f"train step {ts.stage!r}", call, compiled_flops(compiled), compile_s), ts
+    flops = plain_flops(ts.setup.train_step, holder["state"], ts.setup.frozen, ts.batch)
+    return Work(f"train step {ts.stage!r}", call, flops, compile_s), ts
 
 
 def timed(call: Callable[[], Any]) -> tuple[float, float]:

@@ -117,6 +117,27 @@ def test_conv2d_tap_weight_gradient_matches_autodiff(k, stride, padding):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * float(jnp.max(jnp.abs(want))))
 
 
+@pytest.mark.parametrize("stride,padding", [((1, 1), ((1, 1), (1, 1))), ((2, 2), ((1, 0), (0, 2)))])
+def test_weight_gradient_by_row_blocks_matches_autodiff(monkeypatch, stride, padding):
+    """Blocks smaller than the map (here 2-3 rows, the last one padded) give the same weight gradient."""
+    monkeypatch.setattr(layers, "_ROW_BLOCK_BYTES", 4 * 2 * 3 * (14 * 5 + 13 * 6))
+    rng = np.random.default_rng(3)
+    x = jnp.asarray(rng.normal(size=(2, 11, 13, 5)), jnp.float32)
+    kern = jnp.asarray(rng.normal(size=(3, 3, 5, 6)) * 0.1, jnp.float32)
+
+    def plain(a, kk):
+        return lax.conv_general_dilated(a, kk, stride, padding, dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+    y, vjp_plain = jax.vjp(plain, x, kern)
+    g = jnp.asarray(rng.normal(size=y.shape), jnp.float32)
+    xp = layers._pad_hw(x, padding)
+    rows = layers._rows_per_block(xp.shape, y.shape, stride)
+    assert 1 < rows < y.shape[1] and y.shape[1] % rows  # several blocks, the last one padded
+    got = layers._weight_grad_by_row_blocks(xp, g, kern.shape, stride)
+    want = vjp_plain(g)[1]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * float(jnp.max(jnp.abs(want))))
+
+
 def test_conv2d_by_taps_for_wide_inputs_matches_lax():
     rng = np.random.default_rng(2)
     x = jnp.asarray(rng.normal(size=(2, 6, 5, 512)), jnp.float32)
@@ -148,13 +169,15 @@ REWRITE_CASES = [
     ("3x3_wide", "conv", (3, 3, 128, 128), (1, 1), ((1, 1), (1, 1)), (1, 1), (5, 4), 0),
     # Strided and wide: the input gradient is a transposed conv by phase taps (no lhs-dilated convolution).
     ("3x3_s2_wide", "conv", (3, 3, 128, 64), (2, 2), ((1, 0), (2, 1)), (1, 1), (7, 6), 1),
-    ("4x4_s2_wide", "conv", (4, 4, 128, 64), (2, 2), ((1, 1), (1, 1)), (1, 1), (7, 6), 2),
-    ("4x4_s2_valid_wide", "conv", (4, 4, 64, 128), (2, 2), ((0, 0), (0, 0)), (1, 1), (9, 7), 2),
+    ("4x4_s2_wide", "conv", (4, 4, 128, 64), (2, 2), ((1, 1), (1, 1)), (1, 1), (7, 6), 1),
+    ("4x4_s2_valid_wide", "conv", (4, 4, 64, 128), (2, 2), ((0, 0), (0, 0)), (1, 1), (9, 7), 1),
     ("2x2_crop", "conv", (2, 2, 128, 64), (1, 2), ((-1, 1), (0, -1)), (1, 1), (6, 5), 2),
     ("3x3_dilated", "conv", (3, 3, 8, 8), (1, 1), ((2, 2), (2, 2)), (2, 2), (6, 5), 3),
-    ("3x3_narrow", "conv", (3, 3, 4, 8), (1, 1), ((1, 1), (1, 1)), (1, 1), (5, 4), 3),
+    ("3x3_narrow", "conv", (3, 3, 4, 8), (1, 1), ((1, 1), (1, 1)), (1, 1), (5, 4), 2),
+    ("7x7_narrow", "conv", (7, 7, 3, 8), (1, 1), ((3, 3), (3, 3)), (1, 1), (9, 8), 2),
+    ("9x9_narrow", "conv", (9, 9, 3, 8), (1, 1), ((4, 4), (4, 4)), (1, 1), (9, 8), 3),
     # Transposed: phases as one 2x2 stride-1 conv on 4*out channels (narrow: 3 convs; wide: per-tap matmuls).
-    ("transposed_3x3_s2", "transpose", (3, 3, 4, 8), (2, 2), (1, 1), (1, 1), (4, 3), 3),
+    ("transposed_3x3_s2", "transpose", (3, 3, 4, 8), (2, 2), (1, 1), (1, 1), (4, 3), 2),
     ("transposed_4x4_s2_wide", "transpose", (4, 4, 128, 32), (2, 2), (1, 1), (0, 0), (3, 4), 0),
     # Wider still: phase by phase, one matmul per kernel tap (no combined phase kernel).
     ("transposed_4x4_s2_phase_taps", "transpose", (4, 4, 128, 64), (2, 2), (1, 1), (0, 0), (3, 4), 0),

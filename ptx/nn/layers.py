@@ -120,14 +120,70 @@ def _spectral(module: nn.Module, kernel: jax.Array, features: int, update_stats:
 def _weight_grad_by_taps(
     kernel_shape: tuple[int, ...], stride: tuple[int, int], dilation: tuple[int, int]
 ) -> bool:
-    """Whether :func:`conv2d` computes the weight gradient as one matmul per kernel tap.
+    """Whether :func:`conv2d` computes the weight gradient by :func:`_weight_grad_by_row_blocks`.
 
-    XLA:CPU's own weight gradient (a convolution whose window is the whole image) is 1.5-4x slower than
-    per-tap matmuls for small kernels with many channels (the 2x2 phase kernels of the transposed convs and
-    the 3x3 128/256-channel convs measured at GFLA's sizes), and faster for 4x4+ kernels or few channels.
+    XLA:CPU's own weight gradient (a convolution whose window is the whole image) ran 1.5-4x slower than the
+    row-blocked per-tap matmuls for every undilated kernel up to 7x7 measured (1x1 to 7x7, 3 to 512 channels,
+    stride 1 and 2, maps from 8x6 to 256x256; ``python -m benchmarks.conv_weight_grad``).
+    """
+    kh, kw, _, _ = kernel_shape
+    return dilation == (1, 1) and kh * kw <= 49
+
+
+# Bytes of one row block (input rows with their halo, and the cotangent rows) the weight gradient keeps hot.
+_ROW_BLOCK_BYTES = 1 << 20
+
+
+def _rows_per_block(x_shape, g_shape, stride: tuple[int, int]) -> int:
+    """Cotangent rows per block of :func:`_weight_grad_by_row_blocks`: about ``_ROW_BLOCK_BYTES`` of input
+    and cotangent, with the blocks as equal as possible so that little padding is computed."""
+    b, _, wp, cin = x_shape
+    _, ho, wo, cout = g_shape
+    per_row = 4 * b * (stride[0] * wp * cin + wo * cout)
+    rows = max(1, min(ho, _ROW_BLOCK_BYTES // per_row))
+    blocks = -(-ho // rows)
+    return -(-ho // blocks)
+
+
+def _weight_grad_by_row_blocks(xp: jax.Array, g: jax.Array, kernel_shape, stride) -> jax.Array:
+    """d conv / d kernel for the already padded input ``xp`` and cotangent ``g``: a scan over blocks of
+    cotangent rows, each adding one ``(cin, rows*wo) @ (rows*wo, cout)`` matmul per tap whose input window is
+    cut from the block's own input rows (small enough to stay in cache).
+
+    Why: per tap over the whole image, each window is a full-size strided copy and each matmul contracts over
+    every pixel; on XLA:CPU both ran far below the matmul ceiling (3x3 128->64 at 256x176: XLA 226-373 ms,
+    whole-image taps 163-228 ms, row blocks 87-106 ms, PyTorch 48-50 ms).
     """
     kh, kw, cin, cout = kernel_shape
-    return dilation == (1, 1) and kh * kw <= 9 and cin * cout >= 128 * 64
+    b, ho, wo, _ = g.shape
+    sy, sx = stride
+    rows = _rows_per_block(xp.shape, g.shape, stride)
+    blocks = -(-ho // rows)
+    g = jnp.pad(g, ((0, 0), (0, blocks * rows - ho), (0, 0), (0, 0)))
+    span = (rows - 1) * sy + kh
+    xp = jnp.pad(xp, ((0, 0), (0, max(0, (blocks * rows - 1) * sy + kh - xp.shape[1])), (0, 0), (0, 0)))
+
+    def block(acc, i):
+        xb = lax.dynamic_slice_in_dim(xp, i * rows * sy, span, axis=1)
+        gb = lax.dynamic_slice_in_dim(g, i * rows, rows, axis=1).reshape(-1, cout)
+        taps = []
+        for ty in range(kh):
+            for tx in range(kw):
+                window = lax.slice(
+                    xb,
+                    (0, ty, tx, 0),
+                    (b, ty + (rows - 1) * sy + 1, tx + (wo - 1) * sx + 1, cin),
+                    (1, sy, sx, 1),
+                )
+                taps.append(jnp.matmul(window.reshape(-1, cin).T, gb, preferred_element_type=jnp.float32))
+        return acc + jnp.stack(taps), None
+
+    acc = jnp.zeros((kh * kw, cin, cout), jnp.float32)
+    if blocks == 1:
+        acc, _ = block(acc, 0)
+    else:
+        acc, _ = lax.scan(block, acc, jnp.arange(blocks))
+    return acc.reshape(kernel_shape)
 
 
 def _forward_by_taps(
@@ -241,20 +297,8 @@ def _conv2d_cpu_bwd(stride, padding, dilation, res, g):
         return vjp(g)
     else:
         (dx,) = jax.linear_transpose(lambda a: _conv(a, kernel, stride, padding, dilation), x)(g)
-    kh, kw, cin, cout = kernel.shape
-    b, ho, wo, _ = g.shape
-    xp = _pad_hw(x, padding)
-    sy, sx = stride
-    gm = g.reshape(b * ho * wo, cout)
-    taps = []
-    for i in range(kh):
-        for j in range(kw):
-            window = lax.slice(
-                xp, (0, i, j, 0), (b, i + (ho - 1) * sy + 1, j + (wo - 1) * sx + 1, cin), (1, sy, sx, 1)
-            )
-            taps.append(jnp.matmul(window.reshape(-1, cin).T, gm, preferred_element_type=jnp.float32))
-    dk = jnp.stack(taps).reshape(kernel.shape).astype(kernel.dtype)
-    return dx, dk
+    dk = _weight_grad_by_row_blocks(_pad_hw(x, padding), g, kernel.shape, stride)
+    return dx, dk.astype(kernel.dtype)
 
 
 _conv2d_cpu.defvjp(_conv2d_cpu_fwd, _conv2d_cpu_bwd)
