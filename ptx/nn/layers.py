@@ -124,7 +124,7 @@ def _weight_grad_by_taps(
 
     XLA:CPU's own weight gradient (a convolution whose window is the whole image) ran 1.5-4x slower than the
     row-blocked per-tap matmuls for every undilated kernel up to 7x7 measured (1x1 to 7x7, 3 to 512 channels,
-    stride 1 and 2, maps from 8x6 to 256x256; ``python -m benchmarks.conv_weight_grad``).
+    stride 1 and 2, maps from 8x6 to 256x256; ``python -m benchmarks.conv_layers``).
     """
     kh, kw, _, _ = kernel_shape
     return dilation == (1, 1) and kh * kw <= 49
