@@ -138,18 +138,18 @@ def test_weight_gradient_by_row_blocks_matches_autodiff(monkeypatch, stride, pad
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * float(jnp.max(jnp.abs(want))))
 
 
-def test_conv2d_by_taps_for_wide_inputs_matches_lax():
+def test_1x1_conv_by_matmul_matches_lax():
     rng = np.random.default_rng(2)
-    x = jnp.asarray(rng.normal(size=(2, 6, 5, 512)), jnp.float32)
-    kern = jnp.asarray(rng.normal(size=(3, 3, 512, 128)) * 0.02, jnp.float32)
-    padding = ((1, 1), (2, 0))
-    assert layers._forward_by_taps(kern.shape, (1, 1), (1, 1))  # the path under test
+    x = jnp.asarray(rng.normal(size=(2, 6, 5, 64)), jnp.float32)
+    kern = jnp.asarray(rng.normal(size=(1, 1, 64, 32)) * 0.1, jnp.float32)
+    padding = ((1, 0), (0, 1))
+    assert layers._forward_by_taps(x.shape, kern.shape, (1, 1), (1, 1))  # the path under test
 
     def plain(a, kk):
         return lax.conv_general_dilated(a, kk, (1, 1), padding, dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
     y = plain(x, kern)
-    np.testing.assert_allclose(layers.conv2d(x, kern, (1, 1), padding, (1, 1)), y, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(layers.conv2d(x, kern, (1, 1), padding, (1, 1)), y, rtol=1e-5, atol=1e-5)
     g = jnp.asarray(rng.normal(size=y.shape), jnp.float32)
     _, vjp_plain = jax.vjp(plain, x, kern)
     _, vjp_taps = jax.vjp(lambda a, kk: layers.conv2d(a, kk, (1, 1), padding, (1, 1)), x, kern)
@@ -167,6 +167,7 @@ REWRITE_CASES = [
     ("1x1", "conv", (1, 1, 8, 16), (1, 1), ((0, 0), (0, 0)), (1, 1), (5, 4), 0),
     ("1x1_wide", "conv", (1, 1, 128, 64), (1, 1), ((0, 0), (0, 0)), (1, 1), (4, 3), 0),
     ("3x3_wide", "conv", (3, 3, 128, 128), (1, 1), ((1, 1), (1, 1)), (1, 1), (5, 4), 0),
+    ("3x3_wide_large_map", "conv", (3, 3, 128, 128), (1, 1), ((1, 1), (1, 1)), (1, 1), (24, 23), 2),
     # Strided and wide: the input gradient is a transposed conv by phase taps (no lhs-dilated convolution).
     ("3x3_s2_wide", "conv", (3, 3, 128, 64), (2, 2), ((1, 0), (2, 1)), (1, 1), (7, 6), 1),
     ("4x4_s2_wide", "conv", (4, 4, 128, 64), (2, 2), ((1, 1), (1, 1)), (1, 1), (7, 6), 1),

@@ -186,20 +186,32 @@ def _weight_grad_by_row_blocks(xp: jax.Array, g: jax.Array, kernel_shape, stride
     return acc.reshape(kernel_shape)
 
 
-def _forward_by_taps(
-    kernel_shape: tuple[int, ...], stride: tuple[int, int], dilation: tuple[int, int]
-) -> bool:
-    """Whether :func:`conv2d` runs as one matmul per kernel tap (forward and both gradients).
+# Largest batch x height x width at which wide 3x3 convs run faster as per-tap matmuls than as XLA's convolution.
+_TAP_FORWARD_PIXELS = 1024
 
-    Measured on XLA:CPU (2 cores): a 3x3 conv with 512 input channels at 64x44 takes 540 ms as a convolution
-    and 216 ms as 9 matmuls; with 1x1 kernels and with 128+ channels the tap form also wins (pytorch-fid's
-    Inception 4.7 -> 6.6 images/s, LPIPS-vgg 1.7 -> 2.0, GFLA generator forward+backward 2.42 -> 2.15 s, PATN
-    9.3 -> 8.0 s). Few-channel and large (7x7) kernels stay convolutions.
+
+def _forward_by_taps(
+    x_shape: tuple[int, ...],
+    kernel_shape: tuple[int, ...],
+    stride: tuple[int, int],
+    dilation: tuple[int, int],
+) -> bool:
+    """Whether :func:`conv2d` runs as one matmul per kernel tap (forward, and its transpose for the input
+    gradient): 1x1 kernels (one matmul), and 3x3 kernels with 128+ channels on small maps.
+
+    The tap form writes and re-reads a full-size partial sum per tap, so XLA's convolution wins on large maps.
+    Measured on XLA:CPU (2 cores), forward + both gradients of one 3x3 conv at batch 1, XLA vs taps: 128->128 at
+    128x88 78 vs 107 ms, 512->256 at 64x44 156 vs 179, 256->256 at 64x44 89 vs 88-98, 512->512 at 32x22 77 vs
+    69. Whole generators f+b with the taps on every 128+-channel map vs only 1x1 taps (``benchmarks.compare``,
+    CPU s): GFLA 4.6 vs 4.0, SCA-GAN 29.1 vs 20.1.
     """
     kh, kw, cin, cout = kernel_shape
     if stride != (1, 1) or dilation != (1, 1):
         return False
-    return kh * kw == 1 or (kh * kw <= 9 and cin >= 128 and cout >= 128)
+    if kh * kw == 1:
+        return True
+    pixels = x_shape[0] * x_shape[1] * x_shape[2]
+    return kh * kw <= 9 and cin >= 128 and cout >= 128 and pixels <= _TAP_FORWARD_PIXELS
 
 
 def _pad_hw(x, padding):
@@ -228,7 +240,7 @@ def _plain_conv(x, kernel, stride, padding, dilation):
 
 
 def _conv(x, kernel, stride, padding, dilation):
-    if _forward_by_taps(kernel.shape, stride, dilation):
+    if _forward_by_taps(x.shape, kernel.shape, stride, dilation):
         return _conv_by_taps(x, kernel, padding)
     return _plain_conv(x, kernel, stride, padding, dilation)
 
@@ -242,7 +254,7 @@ def conv2d(x: jax.Array, kernel: jax.Array, stride, padding, dilation) -> jax.Ar
     other backend gets the plain convolution and its autodiff.
     """
     if cpu_rewrites() and (
-        _forward_by_taps(kernel.shape, stride, dilation)
+        _forward_by_taps(x.shape, kernel.shape, stride, dilation)
         or _weight_grad_by_taps(kernel.shape, stride, dilation)
         or _input_grad_by_phases(kernel.shape, stride, padding, dilation)
     ):
