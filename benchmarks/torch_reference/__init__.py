@@ -60,3 +60,17 @@ def image_grad_step(gen, generate: Callable[[], Any]) -> Callable[[], None]:
 
     step.networks = {"gen": gen}
     return step
+
+
+def adam(params, spec, *, method: str, default_lr: float | None = None):
+    """``torch.optim.Adam`` from a ptx optimizer spec (``name``, ``lr``, ``b1`` = 0.5 and ``b2`` = 0.999 by
+    default, as the originals): the one optimizer the references implement. Without ``default_lr`` the spec
+    must give ``lr``."""
+    import torch
+
+    name = str(spec.get("name", "adam"))
+    if name != "adam":
+        raise ValueError(f"torch reference of {method}: optimizer {name!r} is not supported (only adam)")
+    lr = spec["lr"] if default_lr is None else spec.get("lr", default_lr)
+    betas = (float(spec.get("b1", 0.5)), float(spec.get("b2", 0.999)))
+    return torch.optim.Adam(params, lr=float(lr), betas=betas)

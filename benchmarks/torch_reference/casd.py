@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmarks.torch_reference import image_grad_step
+from benchmarks.torch_reference import adam, image_grad_step
 from benchmarks.torch_reference.patn import VGGRelu12, gan_loss
 from benchmarks.torch_reference.scagan import VGGConv, contextual_loss
 
@@ -464,8 +464,10 @@ class Trainer:
                 {k: v for k, v in self.vgg.state_dict().items() if k.split(".")[0] in ("0", "2")}
             )
         trainable = [p for p in self.gen.parameters() if p.requires_grad]  # the style VGG19 is frozen
-        self.optims = {"gen": _adam(trainable, optim["gen"])}
-        self.optims |= {k: _adam(d.parameters(), optim[k]) for k, d in self.disc.items()}
+        self.optims = {"gen": adam(trainable, optim["gen"], method="CASD", default_lr=1e-3)}
+        self.optims |= {
+            k: adam(d.parameters(), optim[k], method="CASD", default_lr=1e-3) for k, d in self.disc.items()
+        }
 
     def generate(self, x: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
         return self.gen(x["pose"], x["source"], x["source_regions"])
@@ -530,14 +532,6 @@ class Trainer:
             self.optims[player].zero_grad(set_to_none=True)
             self.disc_loss(player, x, fake).backward()
             self.optims[player].step()
-
-
-def _adam(params, spec: Mapping) -> torch.optim.Optimizer:
-    name = str(spec.get("name", "adam"))
-    if name != "adam":
-        raise ValueError(f"torch reference of CASD: optimizer {name!r} is not supported (only adam)")
-    betas = (float(spec.get("b1", 0.5)), float(spec.get("b2", 0.999)))
-    return torch.optim.Adam(params, lr=float(spec.get("lr", 1e-3)), betas=betas)
 
 
 # ================================================================================================= inputs

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmarks.torch_reference import image_grad_step
+from benchmarks.torch_reference import adam, image_grad_step
 
 EPS_BCE = 1e-7
 NN_PAD = -10000.0
@@ -413,7 +413,10 @@ class Trainer:
         self.vgg = VGGTrunk(layers, keras_vgg) if layers else None
         if self.vgg is not None:
             self.vgg.requires_grad_(False)  # frozen in the original; the gradient flows through it only
-        self.optims = {"gen": _adam(self.gen, optim["gen"]), "disc": _adam(self.disc, optim["disc"])}
+        self.optims = {
+            "gen": adam(self.gen.parameters(), optim["gen"], method="Def-GAN", default_lr=2e-4),
+            "disc": adam(self.disc.parameters(), optim["disc"], method="Def-GAN", default_lr=2e-4),
+        }
         self.gen.train()
         self.disc.train()
 
@@ -471,14 +474,6 @@ def _keras_to_relu(name: str) -> str:
     """``block1_conv2`` -> ``relu1_2``."""
     block, conv = name.removeprefix("block").split("_conv")
     return f"relu{int(block)}_{int(conv)}"
-
-
-def _adam(net: nn.Module, spec: Mapping) -> torch.optim.Optimizer:
-    name = str(spec.get("name", "adam"))
-    if name != "adam":
-        raise ValueError(f"torch reference of Def-GAN: optimizer {name!r} is not supported (only adam)")
-    betas = (float(spec.get("b1", 0.5)), float(spec.get("b2", 0.999)))
-    return torch.optim.Adam(net.parameters(), lr=float(spec.get("lr", 2e-4)), betas=betas, eps=1e-8)
 
 
 def build_trainer(config, batch_size: int, seed: int = 0) -> tuple[Trainer, dict[str, Any]]:

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmarks.torch_reference import image_grad_step
+from benchmarks.torch_reference import adam, image_grad_step
 from ptx.methods.common import model_fields
 from ptx.methods.gfla import DEFAULT_WEIGHTS
 from ptx.models.gfla import Config, encoder_widths
@@ -533,14 +533,6 @@ def synthetic_inputs(batch_size: int, size: tuple[int, int], structure_nc: int, 
     return out
 
 
-def _adam(params, opt_cfg) -> torch.optim.Optimizer:
-    if str(opt_cfg.get("name", "adam")) != "adam":
-        raise ValueError(f"torch reference: only adam is implemented, config asks {opt_cfg.get('name')!r}")
-    return torch.optim.Adam(
-        params, lr=float(opt_cfg.lr), betas=(float(opt_cfg.get("b1", 0.5)), float(opt_cfg.get("b2", 0.999)))
-    )
-
-
 def _setup(config, batch_size: int):
     torch.set_num_threads(len(os.sched_getaffinity(0)))  # the cores jax's CPU client uses
     torch.manual_seed(int(config.get("seed", 0)))
@@ -577,7 +569,7 @@ def torch_reference(config, batch_size: int, *, stage: str | None = None) -> Cal
     if stage == "flow":
         gen = PoseFlowNetGenerator(cfg)
         orthogonal_init(gen, gain)
-        opt_g = _adam(gen.parameters(), config.optim.gen)
+        opt_g = adam(gen.parameters(), config.optim.gen, method="GFLA")
 
         def flow_step() -> None:
             flows, _ = gen(src, sp, tp)
@@ -597,8 +589,8 @@ def torch_reference(config, batch_size: int, *, stage: str | None = None) -> Cal
     gen, disc = PoseGenerator(cfg), ResDiscriminator(cfg)
     orthogonal_init(gen, gain)
     orthogonal_init(disc, gain)
-    opt_g = _adam(gen.parameters(), config.optim.gen)
-    opt_d = _adam(disc.parameters(), config.optim.disc)
+    opt_g = adam(gen.parameters(), config.optim.gen, method="GFLA")
+    opt_d = adam(disc.parameters(), config.optim.disc, method="GFLA")
     full_layers = sorted({*CONTENT_LAYERS, *STYLE_LAYERS})
 
     def full_step() -> None:

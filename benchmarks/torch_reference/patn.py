@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmarks.torch_reference import image_grad_step
+from benchmarks.torch_reference import adam, image_grad_step
 
 NUM_KEYPOINTS = 18
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -398,7 +398,7 @@ class Trainer:
         self.vgg = VGGRelu12() if self.w.get("perceptual") or self.w.get("style") else None
         self.pools = {"pb": ImagePool(options.pool_size), "pp": ImagePool(options.pool_size)}
         self.optims = {
-            name: _adam(net, optim[player])
+            name: adam(net.parameters(), optim[player], method="PATN", default_lr=2e-4)
             for name, net, player in (
                 ("gen", self.gen, "gen"),
                 ("pb", self.d_pb, "disc_pose"),
@@ -462,14 +462,6 @@ class Trainer:
         self.disc_step(
             "pb", self.d_pb, torch.cat([target, target_pose], 1), torch.cat([fake, target_pose], 1)
         )
-
-
-def _adam(net: nn.Module, spec: Mapping) -> torch.optim.Optimizer:
-    name = str(spec.get("name", "adam"))
-    if name != "adam":
-        raise ValueError(f"torch reference of PATN: optimizer {name!r} is not supported (only adam)")
-    betas = (float(spec.get("b1", 0.5)), float(spec.get("b2", 0.999)))
-    return torch.optim.Adam(net.parameters(), lr=float(spec.get("lr", 2e-4)), betas=betas)
 
 
 def synthetic_batch(batch_size: int, size: tuple[int, int], seed: int = 0) -> dict[str, np.ndarray]:

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmarks.torch_reference import image_grad_step
+from benchmarks.torch_reference import adam, image_grad_step
 from benchmarks.torch_reference.patn import ResnetBlock, VGGRelu12, encoder_layers, gan_loss, heatmaps
 
 DECODER = (  # (module name, output width / nf, upsample after it): CSGenerator's DeBlk schedule
@@ -350,8 +350,11 @@ class Trainer:
         self.vgg = VGGRelu12() if self.w.get("perceptual") else None
         self.vgg_cx = VGGConv() if stage == "isnet" and self.w.get("cx") else None
         trainable = [p for p in self.gen.parameters() if p.requires_grad]  # IS-Net: PCT-Net excluded
-        self.optims = {"gen": _adam(trainable, optim["gen"])}
-        self.optims |= {k: _adam(d.parameters(), optim[PLAYER[stage, k]]) for k, d in self.disc.items()}
+        self.optims = {"gen": adam(trainable, optim["gen"], method="SCA-GAN", default_lr=2e-4)}
+        self.optims |= {
+            k: adam(d.parameters(), optim[PLAYER[stage, k]], method="SCA-GAN", default_lr=2e-4)
+            for k, d in self.disc.items()
+        }
         for net in (self.gen, *self.disc.values()):
             net.train()  # the original never calls .eval() while training (frozen PCT-Net BN included)
 
@@ -414,14 +417,6 @@ class Trainer:
             self.optims[key].zero_grad()
             self.disc_loss(key, fake, batch).backward()
             self.optims[key].step()
-
-
-def _adam(params, spec: Mapping) -> torch.optim.Optimizer:
-    name = str(spec.get("name", "adam"))
-    if name != "adam":
-        raise ValueError(f"torch reference of SCA-GAN: optimizer {name!r} is not supported (only adam)")
-    betas = (float(spec.get("b1", 0.5)), float(spec.get("b2", 0.999)))
-    return torch.optim.Adam(params, lr=float(spec.get("lr", 2e-4)), betas=betas)
 
 
 # ================================================================================================= inputs
