@@ -130,10 +130,9 @@ def test_weight_gradient_by_row_blocks_matches_autodiff(monkeypatch, stride, pad
 
     y, vjp_plain = jax.vjp(plain, x, kern)
     g = jnp.asarray(rng.normal(size=y.shape), jnp.float32)
-    xp = layers._pad_hw(x, padding)
-    rows = layers._rows_per_block(xp.shape, y.shape, stride)
+    rows = layers._rows_per_block(layers._pad_hw(x, padding).shape, y.shape, stride)
     assert 1 < rows < y.shape[1] and y.shape[1] % rows  # several blocks, the last one padded
-    got = layers._weight_grad_by_row_blocks(xp, g, kern.shape, stride)
+    got = layers._weight_grad_by_row_blocks(x, g, kern.shape, stride, padding)
     want = vjp_plain(g)[1]
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * float(jnp.max(jnp.abs(want))))
 

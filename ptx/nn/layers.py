@@ -145,10 +145,10 @@ def _rows_per_block(x_shape, g_shape, stride: tuple[int, int]) -> int:
     return -(-ho // blocks)
 
 
-def _weight_grad_by_row_blocks(xp: jax.Array, g: jax.Array, kernel_shape, stride) -> jax.Array:
-    """d conv / d kernel for the already padded input ``xp`` and cotangent ``g``: a scan over blocks of
-    cotangent rows, each adding one ``(cin, rows*wo) @ (rows*wo, cout)`` matmul per tap whose input window is
-    cut from the block's own input rows (small enough to stay in cache).
+def _weight_grad_by_row_blocks(x: jax.Array, g: jax.Array, kernel_shape, stride, padding) -> jax.Array:
+    """d conv / d kernel for input ``x`` (padded by ``padding`` as the conv does) and cotangent ``g``: a scan
+    over blocks of cotangent rows, each adding one ``(cin, rows*wo) @ (rows*wo, cout)`` matmul per tap whose
+    input window is cut from the block's own input rows (small enough to stay in cache).
 
     Why: per tap over the whole image, each window is a full-size strided copy and each matmul contracts over
     every pixel; on XLA:CPU both ran far below the matmul ceiling (3x3 128->64 at 256x176: XLA 226-373 ms,
@@ -157,11 +157,14 @@ def _weight_grad_by_row_blocks(xp: jax.Array, g: jax.Array, kernel_shape, stride
     kh, kw, cin, cout = kernel_shape
     b, ho, wo, _ = g.shape
     sy, sx = stride
-    rows = _rows_per_block(xp.shape, g.shape, stride)
+    (pt, pb), (pl, pr) = padding
+    rows = _rows_per_block((b, x.shape[1] + pt + pb, x.shape[2] + pl + pr, cin), g.shape, stride)
     blocks = -(-ho // rows)
     g = jnp.pad(g, ((0, 0), (0, blocks * rows - ho), (0, 0), (0, 0)))
     span = (rows - 1) * sy + kh
-    xp = jnp.pad(xp, ((0, 0), (0, max(0, (blocks * rows - 1) * sy + kh - xp.shape[1])), (0, 0), (0, 0)))
+    # One padding for the conv's own and the last block's extra rows (zeros the padded cotangent rows meet).
+    extra = max(0, (blocks * rows - 1) * sy + kh - (x.shape[1] + pt + pb))
+    xp = _pad_hw(x, ((pt, pb + extra), (pl, pr)))
 
     def block(acc, i):
         xb = lax.dynamic_slice_in_dim(xp, i * rows * sy, span, axis=1)
@@ -309,7 +312,7 @@ def _conv2d_cpu_bwd(stride, padding, dilation, res, g):
         return vjp(g)
     else:
         (dx,) = jax.linear_transpose(lambda a: _conv(a, kernel, stride, padding, dilation), x)(g)
-    dk = _weight_grad_by_row_blocks(_pad_hw(x, padding), g, kernel.shape, stride)
+    dk = _weight_grad_by_row_blocks(x, g, kernel.shape, stride, padding)
     return dx, dk.astype(kernel.dtype)
 
 
